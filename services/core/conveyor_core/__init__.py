@@ -1,0 +1,1 @@
+"""What every Conveyor service shares: settings, the Celery app, and the task catalogue."""

@@ -1,0 +1,187 @@
+"""The task catalogue: every task's public name, queue and argument schema.
+
+The producer validates requests against these schemas before anything is enqueued,
+and the workers validate again before running (a message can reach Redis by other
+paths). Keeping both sides on one definition means they cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+
+from conveyor_core.errors import InvalidArgumentsError
+
+#: Queue for general work; Celery's own default name ("celery") says nothing.
+DEFAULT_QUEUE = "default"
+#: Prefix of the Celery task names, so they cannot clash with other apps' tasks.
+TASK_NAME_PREFIX = "conveyor."
+#: Bounds for numbers: JSON clients lose precision beyond 2**53.
+MAX_NUMBER = 2**53
+
+
+
+def _number_between(low: float, high: float) -> Any:
+    """A JSON number (int or float; not bool, not a string, finite) within bounds."""
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low!r} and {high!r}")
+        return value
+
+    schema = {"type": "number", "minimum": low, "maximum": high}
+    return Annotated[int | float, PlainValidator(check), WithJsonSchema(schema)]
+
+
+Number = _number_between(-MAX_NUMBER, MAX_NUMBER)
+
+
+class TaskParams(BaseModel):
+    """Base of every task's argument schema: strict types, no unknown arguments."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TwoNumbers(TaskParams):
+    """Arguments of `add` and `mul`."""
+
+    x: Number  # type: ignore[valid-type]
+    y: Number  # type: ignore[valid-type]
+
+
+class Numbers(TaskParams):
+    """Arguments of `xsum`."""
+
+    numbers: list[Number] = Field(max_length=10_000)  # type: ignore[valid-type]
+
+
+class NoParams(TaskParams):
+    """Arguments of `noop`: none."""
+
+
+class SleepParams(TaskParams):
+    """Arguments of `sleep`."""
+
+    seconds: _number_between(0, 240)  # type: ignore[valid-type]
+
+
+class FailParams(TaskParams):
+    """Arguments of `fail`."""
+
+    message: str = Field("failed on purpose", max_length=1_000)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of the catalogue."""
+
+    name: str
+    params: type[TaskParams]
+    summary: str
+    queue: str = DEFAULT_QUEUE
+
+    @property
+    def celery_name(self) -> str:
+        """The name under which Celery registers and routes the task."""
+        return TASK_NAME_PREFIX + self.name
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Parameter names in positional order."""
+        return list(self.params.model_fields)
+
+    def bind(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], *, piped: bool = False
+    ) -> dict[str, Any]:
+        """Validate a call and return it as keyword arguments.
+
+        With ``piped=True`` the first parameter is left out: in a chain it receives the
+        previous step's result, so the given ``args`` bind from the second parameter on.
+        Raises `InvalidArgumentsError` naming the offending field.
+        """
+        names = self.parameter_names
+        free = names[1:] if piped else names
+        if len(args) > len(free):
+            raise InvalidArgumentsError(
+                f"{self.name} takes at most {len(free)} positional argument(s), "
+                f"{len(args)} given",
+                field=f"args[{len(free)}]",
+            )
+        sources = {name: f"args[{i}]" for i, name in enumerate(free[: len(args)])}
+        values = dict(zip(free, args, strict=False))
+        for key, value in kwargs.items():
+            if key in values:
+                raise InvalidArgumentsError(
+                    f"{key}: given both positionally and by keyword", field=f"kwargs.{key}"
+                )
+            sources[key] = f"kwargs.{key}"
+            values[key] = value
+        if piped and names:
+            if names[0] in values:
+                raise InvalidArgumentsError(
+                    f"{names[0]}: comes from the previous step and cannot be given",
+                    field=sources[names[0]],
+                )
+            values[names[0]] = _placeholder(self.params, names[0])
+        try:
+            model = self.params.model_validate(values)
+        except ValidationError as exc:
+            raise _as_invalid_arguments(exc, sources) from None
+        bound = model.model_dump()
+        if piped and names:
+            del bound[names[0]]
+        return bound
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the task's keyword arguments."""
+        return self.params.model_json_schema()
+
+
+def _placeholder(params: type[TaskParams], name: str) -> Any:
+    """A value that passes validation for a parameter filled in later by a chain."""
+    annotation = params.model_fields[name].annotation
+    return [] if getattr(annotation, "__origin__", None) is list else 0
+
+
+def _as_invalid_arguments(
+    exc: ValidationError, sources: Mapping[str, str]
+) -> InvalidArgumentsError:
+    """Turn pydantic's first error into one message that names the field."""
+    error = exc.errors(include_url=False)[0]
+    loc = list(error["loc"])
+    head = str(loc[0]) if loc else ""
+    field = sources.get(head, head)
+    for part in loc[1:]:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}"
+    message = "unexpected argument" if error["type"] == "extra_forbidden" else error["msg"]
+    message = message.removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "missing required argument"
+    return InvalidArgumentsError(f"{field}: {message}", field=field or None)
+
+
+CATALOG: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec("add", TwoNumbers, "Return x + y."),
+        TaskSpec("mul", TwoNumbers, "Return x * y."),
+        TaskSpec("xsum", Numbers, "Return the sum of a list of numbers."),
+        TaskSpec("noop", NoParams, "Do nothing; for measuring overhead."),
+        TaskSpec("sleep", SleepParams, "Sleep for some seconds, then return them."),
+        TaskSpec("fail", FailParams, "Raise TaskFailedError with the given message."),
+    )
+}
+
+
+def lookup(name: str) -> TaskSpec | None:
+    """The spec of a task by public name, or None when there is no such task."""
+    return CATALOG.get(name)

@@ -1,0 +1,82 @@
+"""The Celery application every service shares.
+
+Its configuration is computed lazily from `Settings`, so importing this module needs
+no environment (the image's build-time import check relies on that).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from conveyor_core.catalog import CATALOG, DEFAULT_QUEUE
+from conveyor_core.settings import Settings, get_settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for Conveyor: JSON only, at-least-once delivery, bounded waits."""
+    transport = {
+        # Unacknowledged messages return to the queue after this long (Redis has no
+        # broker-side acks); it must exceed the longest task, see Settings._limits_fit.
+        "visibility_timeout": settings.visibility_timeout,
+        "socket_connect_timeout": settings.redis_socket_timeout,
+        "socket_timeout": settings.redis_socket_timeout,
+        "health_check_interval": 25,
+        "retry_on_timeout": True,
+    }
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "redis_socket_connect_timeout": settings.redis_socket_timeout,
+        "redis_socket_timeout": settings.redis_socket_timeout,
+        "redis_retry_on_timeout": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": settings.redis_socket_timeout,
+        # JSON only: pickle in a message would be code execution on the worker.
+        "accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "result_accept_content": ["json"],
+        "result_expires": settings.result_expires,
+        "result_extended": True,
+        # At-least-once: acknowledge after the task ran, and requeue when its process died.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_track_started": True,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        # A publish that cannot reach Redis fails within a few seconds (the API turns
+        # that into a 503) instead of retrying for minutes.
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_queues": [Queue(name) for name in sorted({s.queue for s in CATALOG.values()})],
+        "task_routes": {spec.celery_name: {"queue": spec.queue} for spec in CATALOG.values()},
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A Celery app configured from `settings` (read from the environment when None)."""
+    app = Celery("conveyor", set_as_current=True)
+    app.add_defaults(lambda: celery_config(settings or get_settings()))
+    return app
+
+
+app = create_app()
