@@ -1,0 +1,1 @@
+"""The producer: an HTTP API (under gunicorn) and the `conveyor` CLI that put work into Conveyor."""

@@ -1,0 +1,1 @@
+"""The Celery worker: task implementations and the worker's own health reporting."""

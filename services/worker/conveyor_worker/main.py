@@ -1,0 +1,9 @@
+"""Entry point of `celery -A conveyor_worker.main worker`: the app with its tasks."""
+
+from conveyor_core.celery_app import app
+from conveyor_worker import tasks
+from conveyor_worker.heartbeat import Heartbeat
+
+app.steps["consumer"].add(Heartbeat)
+
+__all__ = ["app", "tasks"]

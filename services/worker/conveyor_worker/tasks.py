@@ -1,0 +1,78 @@
+"""Task implementations. Names, queues and argument schemas come from the catalogue."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Task
+
+from conveyor_core.catalog import CATALOG, TaskSpec
+from conveyor_core.celery_app import app
+from conveyor_core.errors import TaskFailedError
+
+
+class CatalogTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
+    """A task that validates its arguments against its catalogue schema before running.
+
+    Messages can reach Redis without going through the producer, so the worker does not
+    trust them. A call that does not fit fails with `InvalidArgumentsError` (and is not
+    retried: it would fail the same way).
+    """
+
+    spec: TaskSpec
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(**self.spec.bind(args, kwargs))
+
+
+def catalog_task(name: str) -> Any:
+    """Register a function as the catalogue task `name`, with its route and schema."""
+    spec = CATALOG[name]
+
+    def register(fun: Any) -> Any:
+        return app.task(
+            fun,
+            name=spec.celery_name,
+            base=CatalogTask,
+            spec=spec,
+            queue=spec.queue,
+        )
+
+    return register
+
+
+@catalog_task("add")
+def add(x: float, y: float) -> float:
+    """Return x + y."""
+    return x + y
+
+
+@catalog_task("mul")
+def mul(x: float, y: float) -> float:
+    """Return x * y."""
+    return x * y
+
+
+@catalog_task("xsum")
+def xsum(numbers: list[float]) -> float:
+    """Return the sum of the numbers."""
+    return sum(numbers)
+
+
+@catalog_task("noop")
+def noop() -> None:
+    """Do nothing."""
+
+
+@catalog_task("sleep")
+def sleep(seconds: float) -> float:
+    """Sleep, then return how long."""
+    time.sleep(seconds)
+    return seconds
+
+
+@catalog_task("fail")
+def fail(message: str) -> None:
+    """Fail on purpose."""
+    raise TaskFailedError(message)
