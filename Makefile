@@ -1,0 +1,183 @@
+# Conveyor: start, stop, scale and inspect the stack. `make` alone lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# ---- Variables (override on the command line: make scale WORKERS=4) -------------
+WORKERS ?= 1
+SERVICE ?=
+ARGS ?=
+FORCE ?=
+PYTEST_ARGS ?=
+PYTHON ?= python3
+VENV ?= .venv
+BUILD_DIR := .build
+WHEELS := $(BUILD_DIR)/wheels
+BASES_ENV := $(BUILD_DIR)/bases.env
+
+# Compose v2 (`docker compose`) by default, the standalone `docker-compose` otherwise;
+# override with COMPOSE=... . Every call below goes through $(DC).
+ifndef COMPOSE
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+	elif docker-compose version >/dev/null 2>&1; then echo docker-compose; fi)
+endif
+# Base images chosen by `make bases` (public, or built from Debian when air-gapped);
+# expanded when a recipe runs, so it sees a file made earlier in the same run.
+DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
+CELERY_APP := conveyor_worker.main
+
+##@ Help
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m [VAR=value]\n"} \
+		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Run
+.PHONY: up
+up: docker-check .env images ## Build and start the stack; wait until every service is healthy
+	$(DC) up --detach --wait --remove-orphans
+	@$(MAKE) urls
+
+.PHONY: down
+down: docker-check ## Stop and remove the containers (keeps volumes: queued tasks survive)
+	$(DC) down --remove-orphans
+
+.PHONY: stop
+stop: docker-check ## Stop gracefully: SIGTERM, workers finish running tasks first
+	$(DC) stop
+
+.PHONY: kill
+kill: docker-check ## Stop immediately with SIGKILL (acks_late: unfinished tasks are redelivered)
+	$(DC) kill --signal SIGKILL
+
+.PHONY: restart
+restart: docker-check .env ## Graceful stop, then start again and wait for health
+	$(DC) stop
+	$(DC) up --detach --wait --no-build
+
+.PHONY: scale
+scale: docker-check .env ## Run WORKERS replicas of SERVICE (default worker): make scale WORKERS=3
+	@[[ "$(WORKERS)" =~ ^[0-9]+$$ ]] || { echo "WORKERS must be a whole number, got '$(WORKERS)'" >&2; exit 2; }
+	$(DC) up --detach --wait --no-build --no-recreate --scale $(or $(SERVICE),worker)=$(WORKERS) $(or $(SERVICE),worker)
+
+.PHONY: ps
+ps: docker-check ## List the containers and their health
+	$(DC) ps
+
+.PHONY: logs
+logs: docker-check ## Follow logs (SERVICE=worker for one service)
+	$(DC) logs --follow --tail=200 $(SERVICE)
+
+.PHONY: urls
+urls: ## Print where the API, its docs, Flower and the mailbox are
+	@set -a; [ -f .env ] && . ./.env; set +a; \
+	host=$${CONVEYOR_BIND_ADDRESS:-127.0.0.1}; \
+	echo "API:      http://$$host:$${PRODUCER_PORT:-8000}/api/v1  (Bearer CONVEYOR_API_KEY from .env)"; \
+	echo "API docs: http://$$host:$${PRODUCER_PORT:-8000}/docs"; \
+	echo "Flower:   http://$$host:$${FLOWER_PORT:-5555}  (user $${FLOWER_USER:-admin}, FLOWER_PASSWORD in .env)"; \
+	echo "Mailbox:  http://$$host:$${MAILBOX_PORT:-8025}"
+
+.PHONY: flower
+flower: ## Print Flower's URL and user (the password is FLOWER_PASSWORD in .env)
+	@set -a; [ -f .env ] && . ./.env; set +a; \
+	echo "http://$${CONVEYOR_BIND_ADDRESS:-127.0.0.1}:$${FLOWER_PORT:-5555}  user: $${FLOWER_USER:-admin}  password: FLOWER_PASSWORD in .env"
+
+##@ Inspect and operate
+.PHONY: inspect
+inspect: docker-check ## Workers' ping, active, reserved and stats, and queue lengths
+	@for what in ping active reserved stats; do \
+		echo "== $$what"; \
+		$(DC) exec -T worker celery --app $(CELERY_APP) inspect $$what --timeout 5 || true; \
+	done
+	@echo "== queue lengths"
+	@$(DC) exec -T redis sh -c 'for q in default; do printf "%s: " "$$q"; \
+		REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli llen "$$q"; done'
+
+.PHONY: purge
+purge: docker-check ## Delete every waiting task (asks first; FORCE=1 does not ask)
+	@if [ "$(FORCE)" != 1 ]; then \
+		read -r -p "Delete every task waiting in the queues? [y/N] " answer; \
+		[[ "$$answer" =~ ^[yY]$$ ]] || { echo "nothing purged"; exit 0; }; \
+	fi; \
+	$(DC) exec -T worker celery --app $(CELERY_APP) purge --force
+
+.PHONY: shell
+shell: docker-check ## Open a shell in a container (SERVICE=producer by default)
+	$(DC) exec $(or $(SERVICE),producer) sh
+
+.PHONY: redis-cli
+redis-cli: docker-check ## Open redis-cli on the stack's Redis (authenticated, password not shown)
+	$(DC) exec redis sh -c 'REDISCLI_AUTH="$$REDIS_PASSWORD" exec redis-cli $(ARGS)'
+
+##@ Build
+.PHONY: build
+build: docker-check images ## Build the images (air-gapped bases from Debian when no registry answers)
+
+.PHONY: images
+images: bases $(WHEELS)/.complete
+	$(DC) build
+
+.PHONY: bases
+bases: docker-check ## Find or build the Python and Redis base images
+	@bash deploy/base-images/build-bases.sh $(BASES_ENV)
+
+$(WHEELS)/.complete: requirements.lock deploy/scripts/wheelhouse.sh
+	@rm -rf $(WHEELS)
+	bash deploy/scripts/wheelhouse.sh requirements.lock $(WHEELS)
+	@touch $@
+
+.env: | .env.example
+	@bash deploy/scripts/init-env.sh .env.example .env
+
+.PHONY: env
+env: .env ## Create .env with generated secrets (never overwrites an existing one)
+
+.PHONY: lock
+lock: $(VENV)/.complete ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
+	$(VENV)/bin/pip install --quiet uv
+	echo 'setuptools>=75' | $(VENV)/bin/uv pip compile pyproject.toml - --universal \
+		--python-version 3.11 --quiet -o requirements.lock
+	echo 'setuptools>=75' | $(VENV)/bin/uv pip compile pyproject.toml - --extra dev --universal \
+		--python-version 3.11 --quiet -o requirements-dev.lock
+
+##@ Quality
+$(VENV)/.complete: requirements-dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
+
+.PHONY: test
+test: venv docker-check .env images ## Run every test: unit, integration (real Redis + workers), e2e (whole stack)
+	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: venv ## Run the unit tests only (no Docker)
+	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services tests
+	shellcheck services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.sh .ci/run
+	$(VENV)/bin/hadolint services/Dockerfile deploy/base-images/redis.Dockerfile
+	$(VENV)/bin/yamllint -s docker-compose.yml
+	REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x $(COMPOSE) config --quiet
+
+##@ Clean up
+.PHONY: clean
+clean: ## Remove containers, volumes (queued tasks and results too!) and build files
+	-$(DC) down --volumes --remove-orphans
+	rm -rf $(BUILD_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: docker-check
+docker-check:
+	@command -v docker >/dev/null || { echo "Docker is not installed: see README.md, Prerequisites" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "The Docker daemon is not running (or you may not use it): start it, e.g. 'sudo dockerd &'" >&2; exit 1; }
+	@[ -n "$(COMPOSE)" ] || { echo "Neither 'docker compose' (v2) nor 'docker-compose' works: install Compose v2, see README.md" >&2; exit 1; }
