@@ -21,6 +21,7 @@ from conveyor_core.celery_app import create_app
 from conveyor_core.errors import InvalidArgumentsError
 from conveyor_core.settings import ProducerSettings
 from conveyor_producer.errors import ApiError, error_body, install_error_handlers
+from conveyor_producer.results import backend_url
 from conveyor_producer.schemas import (
     ChainRequest,
     Health,
@@ -129,6 +130,7 @@ def create_api(settings: ProducerSettings | None = None) -> FastAPI:
     """The FastAPI application, configured from `settings` or the environment."""
     settings = settings or ProducerSettings()  # type: ignore[call-arg]
     celery = create_app(settings)
+    celery.conf.update(result_backend=backend_url(settings.result_backend_url))
     health_client = redis.Redis.from_url(
         settings.broker_url, socket_connect_timeout=1.0, socket_timeout=1.0
     )

@@ -1,0 +1,104 @@
+"""Tasks and workflows run by real Celery worker processes against a real Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from conveyor_core.celery_app import create_app
+from conveyor_core.settings import Settings
+from tests.helpers import wait_for
+from tests.integration.conftest import RedisServer, WorkerProcess, api_for
+
+TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+def submit(api: TestClient, body: dict[str, Any], path: str = "/api/v1/tasks") -> str:
+    response = api.post(path, json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def outcome(api: TestClient, task_id: str, timeout: float = 30) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = api.get(f"/api/v1/tasks/{task_id}").json()
+        return status if status["state"] in TERMINAL else None
+
+    return wait_for(ended, timeout, f"task {task_id} to end")
+
+
+def test_add_runs_on_a_worker(api: TestClient, worker: WorkerProcess) -> None:
+    status = outcome(api, submit(api, {"task": "add", "args": [2, 3]}))
+    assert status == {"id": status["id"], "state": "SUCCESS", "result": 5, "error": None}
+
+
+def test_each_catalogue_task_gives_its_result(api: TestClient, worker: WorkerProcess) -> None:
+    cases = [
+        ({"task": "mul", "args": [6, 7]}, 42),
+        ({"task": "xsum", "args": [[1, 2, 3.5]]}, 6.5),
+        ({"task": "noop"}, None),
+        ({"task": "sleep", "kwargs": {"seconds": 0.1}}, 0.1),
+        ({"task": "add", "args": [1], "kwargs": {"y": 2}}, 3),
+    ]
+    ids = [submit(api, body) for body, _ in cases]
+    for task_id, (body, expected) in zip(ids, cases, strict=True):
+        status = outcome(api, task_id)
+        assert status["state"] == "SUCCESS", (body, status)
+        assert status["result"] == expected, body
+
+
+def test_chain_passes_each_result_on(api: TestClient, worker: WorkerProcess) -> None:
+    body = {"steps": [{"task": "add", "args": [2, 2]}, {"task": "mul", "args": [8]}]}
+    assert outcome(api, submit(api, body, "/api/v1/workflows/chain"))["result"] == 32
+    body = {"steps": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [3]},
+                      {"task": "mul", "kwargs": {"y": 10}}]}
+    assert outcome(api, submit(api, body, "/api/v1/workflows/chain"))["result"] == 50
+
+
+def test_failure_reports_the_error(api: TestClient, worker: WorkerProcess) -> None:
+    status = outcome(api, submit(api, {"task": "fail", "args": ["boom"]}))
+    assert status["state"] == "FAILURE"
+    assert status["error"] == {"type": "TaskFailedError", "message": "boom"}
+
+
+def test_worker_validates_messages_that_bypass_the_api(
+    redis_server: RedisServer, api: TestClient, worker: WorkerProcess
+) -> None:
+    settings = Settings(redis_host=redis_server.host, redis_port=redis_server.port,
+                        redis_password=redis_server.password)
+    app = create_app(settings)
+    result = app.send_task("conveyor.add", args=[1, "x"], queue="default")
+    status = outcome(api, result.id)
+    assert status["state"] == "FAILURE"
+    assert status["error"]["type"] == "InvalidArgumentsError"
+    assert "args[1]" in status["error"]["message"]
+
+
+def test_healthcheck_follows_the_heartbeat(worker: WorkerProcess) -> None:
+    def check(path: str) -> int:
+        env = {**os.environ, "WORKER_HEARTBEAT_FILE": path}
+        return subprocess.run([sys.executable, "-m", "conveyor_worker.healthcheck"],
+                              env=env, capture_output=True, check=False).returncode
+
+    assert check(str(worker.heartbeat)) == 0
+    assert check(str(worker.heartbeat) + ".missing") == 1
+
+
+def test_warm_shutdown_finishes_the_running_task(
+    redis_server: RedisServer, start_worker
+) -> None:
+    # Databases of its own, so the session worker cannot take the task.
+    worker = start_worker(broker_db=2, result_db=3)
+    api = api_for(redis_server, broker_db=2, result_db=3)
+    task_id = submit(api, {"task": "sleep", "args": [3]})
+    wait_for(lambda: api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED",
+             30, "the sleep task to start")
+    assert worker.terminate(timeout=60) == 0  # SIGTERM, as `docker stop` sends
+    status = api.get(f"/api/v1/tasks/{task_id}").json()
+    assert status["state"] == "SUCCESS"
+    assert status["result"] == 3
+    assert not worker.heartbeat.exists(), "a stopped worker must not look healthy"

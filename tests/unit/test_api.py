@@ -1,0 +1,123 @@
+"""The HTTP API's answers that need no broker: auth, validation, error shape, 503 on outage.
+
+The broker address points at a closed local port, so anything that would reach Redis
+fails fast; these tests check that the API refuses bad requests before that point.
+"""
+
+import socket
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conveyor_core.settings import ProducerSettings
+from conveyor_producer.api import create_api
+
+KEY = "unit-test-api-key-0123456789"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    settings = ProducerSettings(
+        redis_password="unit-test-redis-password",
+        conveyor_api_key=KEY,
+        redis_host="127.0.0.1",
+        redis_port=closed_port(),
+        redis_socket_timeout=0.5,
+    )
+    return TestClient(create_api(settings), raise_server_exceptions=False)
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def post(client: TestClient, path: str, body: object, headers: dict | None = None):
+    return client.post(path, json=body, headers=headers if headers is not None else AUTH)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": f"Basic {KEY}"}])
+def test_api_routes_need_the_key(client: TestClient, headers: dict) -> None:
+    response = post(client, "/api/v1/tasks", {"task": "noop"}, headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert client.get("/api/v1/tasks/00000000-0000-0000-0000-000000000000",
+                      headers=headers).status_code == 401
+
+
+def test_unknown_task_is_404_naming_the_field(client: TestClient) -> None:
+    response = post(client, "/api/v1/tasks", {"task": "nope"})
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "unknown_task", "message": "no task named 'nope'", "field": "task",
+    }
+
+
+def test_bad_arguments_are_422_naming_the_field(client: TestClient) -> None:
+    response = post(client, "/api/v1/tasks", {"task": "add", "args": [2, "x"]})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "args[1]"
+
+
+def test_chain_step_errors_name_the_step(client: TestClient) -> None:
+    body = {"steps": [{"task": "add", "args": [2, 2]}, {"task": "mul", "args": ["a"]}]}
+    response = post(client, "/api/v1/workflows/chain", body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "steps[1].args[0]"
+    body = {"steps": [{"task": "add", "args": [2, 2]}, {"task": "nope"}]}
+    assert post(client, "/api/v1/workflows/chain", body).json()["error"]["field"] == "steps[1].task"
+
+
+def test_empty_and_oversized_chains_are_refused(client: TestClient) -> None:
+    assert post(client, "/api/v1/workflows/chain", {"steps": []}).status_code == 422
+    steps = [{"task": "noop"}] * 101
+    assert post(client, "/api/v1/workflows/chain", {"steps": steps}).status_code == 413
+
+
+def test_unknown_body_fields_are_refused(client: TestClient) -> None:
+    response = post(client, "/api/v1/tasks", {"task": "noop", "priority": 1})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "priority"
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    response = client.post("/api/v1/tasks", content=b'{"task":',
+                           headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+def test_non_json_body_is_415(client: TestClient) -> None:
+    response = client.post("/api/v1/tasks", content=b"task=noop",
+                           headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+
+
+def test_bad_task_id_is_422(client: TestClient) -> None:
+    response = client.get("/api/v1/tasks/not-a-uuid", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "task_id"
+
+
+def test_broker_outage_is_a_fast_503(client: TestClient) -> None:
+    started = time.monotonic()
+    response = post(client, "/api/v1/tasks", {"task": "add", "args": [1, 2]})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "broker_unavailable"
+    assert client.get("/healthz").status_code == 503
+    # Generous bound: the point is "seconds, not a client timeout".
+    assert time.monotonic() - started < 10
+
+
+def test_openapi_and_docs_are_served_without_a_cdn(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/tasks" in spec["paths"]
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn.jsdelivr.net" not in page.text

@@ -1,0 +1,80 @@
+"""Settings: secrets are refused when missing or placeholders, limits must fit together."""
+
+import pytest
+from pydantic import ValidationError
+
+from conveyor_core.celery_app import celery_config
+from conveyor_core.settings import FlowerSettings, ProducerSettings, Settings
+
+STRONG = "a-generated-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD", "CONVEYOR_ENV",
+                 "TASK_TIME_LIMIT", "VISIBILITY_TIMEOUT", "REDIS_HOST"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    monkeypatch.setenv("REDIS_HOST", "broker.internal")
+    settings = Settings()
+    assert settings.broker_url == f"redis://:{STRONG}@broker.internal:6379/0"
+    assert settings.result_backend_url.endswith("/1")
+
+
+@pytest.mark.parametrize("password", ["", "changeme", "password", "short"])
+def test_refuses_weak_redis_password(monkeypatch: pytest.MonkeyPatch, password: str) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", password)
+    with pytest.raises(ValidationError, match="REDIS_PASSWORD"):
+        Settings()
+
+
+def test_missing_secret_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="redis_password"):
+        Settings()
+
+
+def test_development_allows_placeholders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEYOR_ENV", "development")
+    monkeypatch.setenv("REDIS_PASSWORD", "changeme")
+    assert Settings().redis_password.get_secret_value() == "changeme"
+
+
+def test_role_secrets_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    monkeypatch.setenv("CONVEYOR_API_KEY", "secret")
+    with pytest.raises(ValidationError, match="CONVEYOR_API_KEY"):
+        ProducerSettings()
+    monkeypatch.setenv("FLOWER_PASSWORD", "")
+    with pytest.raises(ValidationError, match="FLOWER_PASSWORD"):
+        FlowerSettings()
+
+
+def test_password_with_url_characters_is_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", "p@ss/word:with#odd?chars")
+    assert "p%40ss%2Fword%3Awith%23odd%3Fchars@" in Settings().broker_url
+
+
+def test_time_limit_must_end_before_the_visibility_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    monkeypatch.setenv("TASK_TIME_LIMIT", "4000")
+    monkeypatch.setenv("VISIBILITY_TIMEOUT", "3600")
+    with pytest.raises(ValidationError, match="VISIBILITY_TIMEOUT"):
+        Settings()
+
+
+def test_celery_config_is_json_only_and_at_least_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    config = celery_config(Settings())
+    assert config["accept_content"] == ["json"]
+    assert config["task_serializer"] == config["result_serializer"] == "json"
+    assert config["task_acks_late"] is True
+    assert config["task_reject_on_worker_lost"] is True
+    visibility = config["broker_transport_options"]["visibility_timeout"]
+    assert visibility > config["task_time_limit"]
+    assert config["result_backend_transport_options"]["visibility_timeout"] == visibility
+    assert config["task_routes"]["conveyor.add"] == {"queue": "default"}
