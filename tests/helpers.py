@@ -25,7 +25,7 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
             if value:
                 return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last_error})")
 
 
 def read_env_file(path: Path) -> dict[str, str]:

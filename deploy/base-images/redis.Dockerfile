@@ -13,5 +13,8 @@ RUN echo "deb ${DEBIAN_MIRROR} bookworm main" >/etc/apt/sources.list \
  && chown redis:redis /data
 WORKDIR /data
 EXPOSE 6379
+# The Debian package picks the uid; compose runs it as `user: redis` by name, like the
+# public image.
+# hadolint ignore=DL3066
 USER redis
 CMD ["redis-server"]

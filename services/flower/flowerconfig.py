@@ -6,7 +6,7 @@ nothing here has a default password.
 
 from conveyor_core.settings import FlowerSettings
 
-_settings = FlowerSettings()  # type: ignore[call-arg]  # fields come from the environment
+_settings = FlowerSettings()
 
 address = "0.0.0.0"  # noqa: S104  # inside the container; compose publishes it on 127.0.0.1
 port = 5555

@@ -51,14 +51,31 @@ def redis_server() -> Iterator[RedisServer]:
     password = secrets.token_urlsafe(24)
     name = f"conveyor-itest-redis-{os.getpid()}"
     subprocess.run(
-        ["docker", "run", "--detach", "--rm", "--name", name, "--publish", "127.0.0.1::6379",
-         "--user", "redis", "--env", f"REDIS_PASSWORD={password}", redis_image(),
-         "sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --save ""'],
-        check=True, capture_output=True,
+        [
+            "docker",
+            "run",
+            "--detach",
+            "--rm",
+            "--name",
+            name,
+            "--publish",
+            "127.0.0.1::6379",
+            "--user",
+            "redis",
+            "--env",
+            f"REDIS_PASSWORD={password}",
+            redis_image(),
+            "sh",
+            "-c",
+            'exec redis-server --requirepass "$REDIS_PASSWORD" --save ""',
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
-        mapping = subprocess.run(["docker", "port", name, "6379/tcp"], check=True,
-                                 capture_output=True, text=True).stdout.split()[0]
+        mapping = subprocess.run(
+            ["docker", "port", name, "6379/tcp"], check=True, capture_output=True, text=True
+        ).stdout.split()[0]
         host, _, port = mapping.rpartition(":")
         server = RedisServer(host, int(port), password)
         client = redis.Redis(host=host, port=int(port), password=password)
@@ -76,14 +93,29 @@ class WorkerProcess:
         self.log_path = log
         self._log = log.open("wb")
         command = [
-            sys.executable, "-m", "celery", "--app", "conveyor_worker.main", "worker",
-            "--pool", "prefork", "--concurrency", "2", "--queues", "default",
-            "--hostname", f"itest-{secrets.token_hex(3)}@%h",
-            "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "conveyor_worker.main",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--queues",
+            "default",
+            "--hostname",
+            f"itest-{secrets.token_hex(3)}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
         ]
         full_env = {**os.environ, **env, "WORKER_HEARTBEAT_FILE": str(heartbeat)}
-        self.process = subprocess.Popen(command, env=full_env, cwd=ROOT,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, env=full_env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+        )
         wait_for(self._ready, 60, f"the worker's heartbeat (log: {log})")
 
     def _ready(self) -> bool:
@@ -110,8 +142,9 @@ def start_worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFac
 
     def start(broker_db: int = 0, result_db: int = 1) -> WorkerProcess:
         folder = tmp_path_factory.mktemp("worker")
-        worker = WorkerProcess(redis_server.env(broker_db, result_db),
-                               folder / "heartbeat", folder / "worker.log")
+        worker = WorkerProcess(
+            redis_server.env(broker_db, result_db), folder / "heartbeat", folder / "worker.log"
+        )
         started.append(worker)
         return worker
 
@@ -132,8 +165,12 @@ API_KEY = "integration-test-api-key-0123456789"
 def api_for(server: RedisServer, broker_db: int = 0, result_db: int = 1) -> TestClient:
     """The producer API, in-process, against the test Redis."""
     settings = ProducerSettings(
-        redis_host=server.host, redis_port=server.port, redis_password=server.password,
-        redis_broker_db=broker_db, redis_result_db=result_db, conveyor_api_key=API_KEY,
+        redis_host=server.host,
+        redis_port=server.port,
+        redis_password=server.password,
+        redis_broker_db=broker_db,
+        redis_result_db=result_db,
+        conveyor_api_key=API_KEY,
     )
     client = TestClient(create_api(settings), raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {API_KEY}"

@@ -37,7 +37,7 @@ def test_add_runs_on_a_worker(api: TestClient, worker: WorkerProcess) -> None:
 
 
 def test_each_catalogue_task_gives_its_result(api: TestClient, worker: WorkerProcess) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], Any]] = [
         ({"task": "mul", "args": [6, 7]}, 42),
         ({"task": "xsum", "args": [[1, 2, 3.5]]}, 6.5),
         ({"task": "noop"}, None),
@@ -52,10 +52,15 @@ def test_each_catalogue_task_gives_its_result(api: TestClient, worker: WorkerPro
 
 
 def test_chain_passes_each_result_on(api: TestClient, worker: WorkerProcess) -> None:
-    body = {"steps": [{"task": "add", "args": [2, 2]}, {"task": "mul", "args": [8]}]}
-    assert outcome(api, submit(api, body, "/api/v1/workflows/chain"))["result"] == 32
-    body = {"steps": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [3]},
-                      {"task": "mul", "kwargs": {"y": 10}}]}
+    first = {"steps": [{"task": "add", "args": [2, 2]}, {"task": "mul", "args": [8]}]}
+    assert outcome(api, submit(api, first, "/api/v1/workflows/chain"))["result"] == 32
+    body: dict[str, Any] = {
+        "steps": [
+            {"task": "add", "args": [1, 1]},
+            {"task": "add", "args": [3]},
+            {"task": "mul", "kwargs": {"y": 10}},
+        ]
+    }
     assert outcome(api, submit(api, body, "/api/v1/workflows/chain"))["result"] == 50
 
 
@@ -68,8 +73,11 @@ def test_failure_reports_the_error(api: TestClient, worker: WorkerProcess) -> No
 def test_worker_validates_messages_that_bypass_the_api(
     redis_server: RedisServer, api: TestClient, worker: WorkerProcess
 ) -> None:
-    settings = Settings(redis_host=redis_server.host, redis_port=redis_server.port,
-                        redis_password=redis_server.password)
+    settings = Settings(
+        redis_host=redis_server.host,
+        redis_port=redis_server.port,
+        redis_password=redis_server.password,
+    )
     app = create_app(settings)
     result = app.send_task("conveyor.add", args=[1, "x"], queue="default")
     status = outcome(api, result.id)
@@ -81,22 +89,27 @@ def test_worker_validates_messages_that_bypass_the_api(
 def test_healthcheck_follows_the_heartbeat(worker: WorkerProcess) -> None:
     def check(path: str) -> int:
         env = {**os.environ, "WORKER_HEARTBEAT_FILE": path}
-        return subprocess.run([sys.executable, "-m", "conveyor_worker.healthcheck"],
-                              env=env, capture_output=True, check=False).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor_worker.healthcheck"],
+            env=env,
+            capture_output=True,
+            check=False,
+        ).returncode
 
     assert check(str(worker.heartbeat)) == 0
     assert check(str(worker.heartbeat) + ".missing") == 1
 
 
-def test_warm_shutdown_finishes_the_running_task(
-    redis_server: RedisServer, start_worker
-) -> None:
+def test_warm_shutdown_finishes_the_running_task(redis_server: RedisServer, start_worker) -> None:
     # Databases of its own, so the session worker cannot take the task.
     worker = start_worker(broker_db=2, result_db=3)
     api = api_for(redis_server, broker_db=2, result_db=3)
     task_id = submit(api, {"task": "sleep", "args": [3]})
-    wait_for(lambda: api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED",
-             30, "the sleep task to start")
+    wait_for(
+        lambda: api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED",
+        30,
+        "the sleep task to start",
+    )
     assert worker.terminate(timeout=60) == 0  # SIGTERM, as `docker stop` sends
     status = api.get(f"/api/v1/tasks/{task_id}").json()
     assert status["state"] == "SUCCESS"

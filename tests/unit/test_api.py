@@ -41,21 +41,28 @@ def post(client: TestClient, path: str, body: object, headers: dict | None = Non
     return client.post(path, json=body, headers=headers if headers is not None else AUTH)
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": f"Basic {KEY}"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}]
+)
 def test_api_routes_need_the_key(client: TestClient, headers: dict) -> None:
     response = post(client, "/api/v1/tasks", {"task": "noop"}, headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
-    assert client.get("/api/v1/tasks/00000000-0000-0000-0000-000000000000",
-                      headers=headers).status_code == 401
+    assert (
+        client.get(
+            "/api/v1/tasks/00000000-0000-0000-0000-000000000000", headers=headers
+        ).status_code
+        == 401
+    )
 
 
 def test_unknown_task_is_404_naming_the_field(client: TestClient) -> None:
     response = post(client, "/api/v1/tasks", {"task": "nope"})
     assert response.status_code == 404
     assert response.json()["error"] == {
-        "code": "unknown_task", "message": "no task named 'nope'", "field": "task",
+        "code": "unknown_task",
+        "message": "no task named 'nope'",
+        "field": "task",
     }
 
 
@@ -87,15 +94,19 @@ def test_unknown_body_fields_are_refused(client: TestClient) -> None:
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
-    response = client.post("/api/v1/tasks", content=b'{"task":',
-                           headers={**AUTH, "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/tasks", content=b'{"task":', headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
 
 
 def test_non_json_body_is_415(client: TestClient) -> None:
-    response = client.post("/api/v1/tasks", content=b"task=noop",
-                           headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/api/v1/tasks",
+        content=b"task=noop",
+        headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 415
 
 

@@ -11,8 +11,15 @@ STRONG = "a-generated-secret-0123456789"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD", "CONVEYOR_ENV",
-                 "TASK_TIME_LIMIT", "VISIBILITY_TIMEOUT", "REDIS_HOST"):
+    for name in (
+        "REDIS_PASSWORD",
+        "CONVEYOR_API_KEY",
+        "FLOWER_PASSWORD",
+        "CONVEYOR_ENV",
+        "TASK_TIME_LIMIT",
+        "VISIBILITY_TIMEOUT",
+        "REDIS_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -7,11 +7,10 @@ paths). Keeping both sides on one definition means they cannot drift.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
-
-import math
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
@@ -23,7 +22,6 @@ DEFAULT_QUEUE = "default"
 TASK_NAME_PREFIX = "conveyor."
 #: Bounds for numbers: JSON clients lose precision beyond 2**53.
 MAX_NUMBER = 2**53
-
 
 
 def _number_between(low: float, high: float) -> Any:
@@ -112,8 +110,7 @@ class TaskSpec:
         free = names[1:] if piped else names
         if len(args) > len(free):
             raise InvalidArgumentsError(
-                f"{self.name} takes at most {len(free)} positional argument(s), "
-                f"{len(args)} given",
+                f"{self.name} takes at most {len(free)} positional argument(s), {len(args)} given",
                 field=f"args[{len(free)}]",
             )
         sources = {name: f"args[{i}]" for i, name in enumerate(free[: len(args)])}

@@ -120,4 +120,4 @@ class FlowerSettings(Settings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process, read once from the environment."""
-    return Settings()  # type: ignore[call-arg]  # fields come from the environment
+    return Settings()

@@ -29,6 +29,9 @@ from starlette.routing import Route
 
 logger = logging.getLogger("conveyor.mailbox")
 
+# Inside the container; compose decides who can reach the ports (SMTP is not published).
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
 
 class MailboxSettings(BaseSettings):
     """Settings of the mailbox (MAILBOX_* variables)."""
@@ -139,8 +142,10 @@ def build_http_app(store: Store) -> Starlette:
         except ValueError:
             message = None
         if message is None:
-            return JSONResponse({"error": {"code": "not_found", "message": "no such message",
-                                           "field": "id"}}, status_code=404)
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": "no such message", "field": "id"}},
+                status_code=404,
+            )
         return JSONResponse(message.detail())
 
     async def clear(_: Request) -> Response:
@@ -181,23 +186,29 @@ async def serve(settings: MailboxSettings) -> None:
     handler = StoringHandler(store)
     smtp = await loop.create_server(
         lambda: SMTP(handler, data_size_limit=settings.max_message_bytes),
-        host="0.0.0.0",  # noqa: S104  # inside the container; compose decides who can reach it
+        host=ALL_INTERFACES,
         port=settings.smtp_port,
     )
     config = uvicorn.Config(
-        build_http_app(store), host="0.0.0.0", port=settings.http_port,  # noqa: S104
-        log_level="info", access_log=False,
+        build_http_app(store),
+        host=ALL_INTERFACES,
+        port=settings.http_port,
+        log_level="info",
+        access_log=False,
     )
     http = uvicorn.Server(config)
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn handles SIGTERM/SIGINT while it serves; our own handler covers the moment
+    # before and after, so either way both servers close and the process exits 0.
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    http_task = asyncio.create_task(http.serve())
     logger.info("mailbox: SMTP on %d, HTTP on %d", settings.smtp_port, settings.http_port)
-    await stop.wait()
+    http_task = asyncio.create_task(http.serve())
+    stop_task = asyncio.create_task(stop.wait())
+    await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     logger.info("mailbox: shutting down")
     http.should_exit = True
+    stop_task.cancel()
     smtp.close()
     await asyncio.gather(http_task, smtp.wait_closed())
 

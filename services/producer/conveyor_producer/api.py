@@ -77,7 +77,7 @@ def _signature(celery: Celery, call: TaskCall, *, field: str, piped: bool) -> An
     return celery.signature(spec.celery_name, kwargs=kwargs, queue=spec.queue)
 
 
-def _status(result: AsyncResult) -> TaskStatus:
+def _status(result: AsyncResult[Any]) -> TaskStatus:
     state = result.state
     if state == "FAILURE":
         exc = result.result
@@ -90,7 +90,8 @@ def _status(result: AsyncResult) -> TaskStatus:
 def build_router(settings: ProducerSettings, celery: Celery) -> APIRouter:
     """The authenticated /api/v1 routes."""
     router = APIRouter(
-        prefix="/api/v1", dependencies=[Depends(_api_key_check(settings))],
+        prefix="/api/v1",
+        dependencies=[Depends(_api_key_check(settings))],
         responses=ERROR_RESPONSES,
     )
 
@@ -105,9 +106,7 @@ def build_router(settings: ProducerSettings, celery: Celery) -> APIRouter:
         """A task's state, and its result or error once it ended."""
         return _status(AsyncResult(str(task_id), app=celery))
 
-    @router.post(
-        "/workflows/chain", status_code=202, response_model=Submitted, tags=["workflows"]
-    )
+    @router.post("/workflows/chain", status_code=202, response_model=Submitted, tags=["workflows"])
     def submit_chain(request: ChainRequest) -> Submitted:
         """Run steps in order; each result becomes the first argument of the next step.
 
@@ -128,7 +127,7 @@ def build_router(settings: ProducerSettings, celery: Celery) -> APIRouter:
 
 def create_api(settings: ProducerSettings | None = None) -> FastAPI:
     """The FastAPI application, configured from `settings` or the environment."""
-    settings = settings or ProducerSettings()  # type: ignore[call-arg]
+    settings = settings or ProducerSettings()
     celery = create_app(settings)
     celery.conf.update(result_backend=backend_url(settings.result_backend_url))
     health_client = redis.Redis.from_url(

@@ -73,10 +73,13 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     loc = tuple(first.get("loc", ()))
-    if loc and loc[0] == "body" and request.method in {"POST", "PUT", "PATCH"}:
-        if not _is_json(request):
-            return _response(415, "unsupported_media_type",
-                             "send the body as JSON with Content-Type: application/json")
+    body_error = loc[:1] == ("body",) and request.method in {"POST", "PUT", "PATCH"}
+    if body_error and not _is_json(request):
+        return _response(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        )
     if first.get("type") == "json_invalid":
         return _response(400, "malformed_json", "request body is not valid JSON")
     field = _field_of(loc)
@@ -108,7 +111,9 @@ async def _on_invalid_arguments(_: Request, exc: Exception) -> JSONResponse:
 async def _on_broker_error(_: Request, exc: Exception) -> JSONResponse:
     logger.warning("broker unavailable: %s", exc)
     return _response(
-        503, "broker_unavailable", "the broker is not reachable; retry later",
+        503,
+        "broker_unavailable",
+        "the broker is not reachable; retry later",
         headers={"Retry-After": "5"},
     )
 

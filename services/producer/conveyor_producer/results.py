@@ -12,7 +12,7 @@ from typing import Any
 from celery.backends.redis import RedisBackend
 
 
-class PublishOnlyRedisBackend(RedisBackend):  # type: ignore[misc]  # Celery is untyped
+class PublishOnlyRedisBackend(RedisBackend):
     """RedisBackend that does not subscribe to results when a task is published."""
 
     def on_task_call(self, producer: Any, task_id: str) -> None:

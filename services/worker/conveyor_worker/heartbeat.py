@@ -24,10 +24,10 @@ HEARTBEAT_FILE = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/conveyor-wor
 HEARTBEAT_INTERVAL = 5.0
 
 
-class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]  # bootsteps are untyped
+class Heartbeat(bootsteps.StartStopStep):
     """Consumer bootstep that refreshes the heartbeat file while the broker answers."""
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -12,7 +13,7 @@ from conveyor_core.celery_app import app
 from conveyor_core.errors import TaskFailedError
 
 
-class CatalogTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
+class CatalogTask(Task[Any, Any]):
     """A task that validates its arguments against its catalogue schema before running.
 
     Messages can reach Redis without going through the producer, so the worker does not
@@ -23,23 +24,14 @@ class CatalogTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
     spec: TaskSpec
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task with its arguments validated and passed by name."""
         return super().__call__(**self.spec.bind(args, kwargs))
 
 
-def catalog_task(name: str) -> Any:
+def catalog_task(name: str) -> Callable[[Callable[..., Any]], CatalogTask]:
     """Register a function as the catalogue task `name`, with its route and schema."""
     spec = CATALOG[name]
-
-    def register(fun: Any) -> Any:
-        return app.task(
-            fun,
-            name=spec.celery_name,
-            base=CatalogTask,
-            spec=spec,
-            queue=spec.queue,
-        )
-
-    return register
+    return app.task(name=spec.celery_name, base=CatalogTask, spec=spec, queue=spec.queue)
 
 
 @catalog_task("add")

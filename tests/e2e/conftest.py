@@ -1,0 +1,89 @@
+"""The whole compose stack, driven through the Makefile as a user would.
+
+It runs under its own compose project name and host ports, so a developer's stack
+(project "conveyor") is left alone, and it is always removed with its volumes at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import ROOT, read_env_file
+
+PROJECT = "conveyor-e2e"
+PORTS = {"PRODUCER_PORT": 18000, "FLOWER_PORT": 15555, "MAILBOX_PORT": 18025}
+ENV = {**os.environ, "COMPOSE_PROJECT_NAME": PROJECT, **{k: str(v) for k, v in PORTS.items()}}
+
+
+def run(
+    *command: str, timeout: float = 900, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in the project folder with the e2e environment; fail with its output."""
+    done = subprocess.run(
+        command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def make(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """`make ARGS` as a user would type it."""
+    return run("make", *args, timeout=timeout)
+
+
+def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`docker compose ARGS` on the e2e project."""
+    return run("docker", "compose", *args, check=check, timeout=600)
+
+
+def containers() -> list[dict[str, Any]]:
+    """The e2e project's containers as compose reports them."""
+    out = compose("ps", "--all", "--format", "json").stdout.strip()
+    if not out:
+        return []
+    if out.startswith("["):
+        return list(json.loads(out))
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@dataclass
+class Stack:
+    """Clients for the running stack, with the credentials from .env."""
+
+    api: httpx.Client
+    flower: httpx.Client
+    mailbox: httpx.Client
+    secrets: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """`make up`, clients for the API, Flower and the mailbox; `down -v` at the end."""
+    make("up")
+    secrets = read_env_file(ROOT / ".env")
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}",
+        timeout=15,
+        headers={"Authorization": f"Bearer {secrets['CONVEYOR_API_KEY']}"},
+    )
+    flower = httpx.Client(
+        base_url=f"http://127.0.0.1:{PORTS['FLOWER_PORT']}",
+        timeout=15,
+        auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
+    )
+    mailbox = httpx.Client(base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15)
+    try:
+        yield Stack(api, flower, mailbox, secrets)
+    finally:
+        for client in (api, flower, mailbox):
+            client.close()
+        compose("down", "--volumes", "--remove-orphans", check=False)
