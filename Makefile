@@ -25,7 +25,12 @@ endif
 # Base images chosen by `make bases` (public, or built from Debian when air-gapped);
 # expanded when a recipe runs, so it sees a file made earlier in the same run.
 DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
-CELERY_APP := conveyor_worker.main
+# Celery commands (inspect, purge) run in the producer container: it has the app and
+# the broker credentials, and is there even when the workers are scaled to zero.
+CELERY = $(DC) exec -T producer celery --app conveyor_core.celery_app
+QUEUES ?= default
+# No buildx on Debian's Docker 20.10: build with compose's own builder, without a warning.
+export COMPOSE_BAKE ?= false
 
 ##@ Help
 .PHONY: help
@@ -89,10 +94,10 @@ flower: ## Print Flower's URL and user (the password is FLOWER_PASSWORD in .env)
 inspect: docker-check ## Workers' ping, active, reserved and stats, and queue lengths
 	@for what in ping active reserved stats; do \
 		echo "== $$what"; \
-		$(DC) exec -T worker celery --app $(CELERY_APP) inspect $$what --timeout 5 || true; \
+		$(CELERY) inspect $$what --timeout 5 || true; \
 	done
 	@echo "== queue lengths"
-	@$(DC) exec -T redis sh -c 'for q in default; do printf "%s: " "$$q"; \
+	@$(DC) exec -T redis sh -c 'for q in $(QUEUES); do printf "%s: " "$$q"; \
 		REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli llen "$$q"; done'
 
 .PHONY: purge
@@ -101,7 +106,7 @@ purge: docker-check ## Delete every waiting task (asks first; FORCE=1 does not a
 		read -r -p "Delete every task waiting in the queues? [y/N] " answer; \
 		[[ "$$answer" =~ ^[yY]$$ ]] || { echo "nothing purged"; exit 0; }; \
 	fi; \
-	$(DC) exec -T worker celery --app $(CELERY_APP) purge --force
+	$(CELERY) purge --force
 
 .PHONY: shell
 shell: docker-check ## Open a shell in a container (SERVICE=producer by default)

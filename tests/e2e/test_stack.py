@@ -99,6 +99,24 @@ def test_scale_back_to_one_worker(stack: Stack) -> None:
     assert len(wait_for_online_workers(stack, 1)) == 1
 
 
+def queue_length(queue: str = "default") -> int:
+    for line in make("inspect").stdout.splitlines():
+        if line.startswith(f"{queue}: "):
+            return int(line.split(": ", 1)[1])
+    raise AssertionError(f"make inspect printed no length for queue {queue}")
+
+
+def test_purge_drops_waiting_tasks(stack: Stack) -> None:
+    make("scale", "WORKERS=0")
+    for _ in range(5):
+        submit(stack, "/api/v1/tasks", {"task": "noop"})
+    assert queue_length() == 5
+    make("purge", "FORCE=1")
+    assert queue_length() == 0
+    make("scale", "WORKERS=1")
+    assert len(wait_for_online_workers(stack, 1)) == 1
+
+
 def test_api_needs_the_key(stack: Stack) -> None:
     base = f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}"
     with httpx.Client(base_url=base, timeout=10) as anonymous:
