@@ -13,7 +13,8 @@ port = 5555
 basic_auth = [f"{_settings.flower_user}:{_settings.flower_password.get_secret_value()}"]
 # --db does nothing without persistent=True: keep task and worker state across restarts.
 persistent = True
-db = "/var/lib/conveyor/flower/flower.db"
+# Flower (shelve) appends ".db" itself: this makes /var/lib/conveyor/flower/flower.db.
+db = "/var/lib/conveyor/flower/flower"
 state_save_interval = 60_000  # milliseconds
 purge_offline_workers = _settings.flower_purge_offline_workers
 max_tasks = 10_000

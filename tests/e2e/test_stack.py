@@ -80,6 +80,24 @@ def test_cli_in_the_producer_container(stack: Stack) -> None:
     assert '"result": 42' in done.stdout
 
 
+def test_mailbox_receives_over_smtp_on_the_compose_network(stack: Stack) -> None:
+    assert stack.mailbox.delete("/api/messages").status_code == 204
+    send = (
+        "import smtplib; from email.message import EmailMessage; m = EmailMessage(); "
+        "m['From'] = 'app@conveyor.test'; m['To'] = 'user@example.com'; "
+        "m['Subject'] = 'e2e hello'; m.set_content('body'); "
+        "smtplib.SMTP('mailbox', 1025, timeout=10).send_message(m)"
+    )
+    compose("exec", "-T", "worker", "python", "-c", send)
+    messages = stack.mailbox.get("/api/messages").json()["messages"]
+    assert [(m["subject"], m["to"]) for m in messages] == [("e2e hello", ["user@example.com"])]
+    detail = stack.mailbox.get(f"/api/messages/{messages[0]['id']}").json()
+    assert detail["text"].strip() == "body"
+    with socket.socket() as sock:  # SMTP itself is not published to the host
+        sock.settimeout(2)
+        assert sock.connect_ex(("127.0.0.1", 1025)) != 0
+
+
 def test_scale_to_three_workers(stack: Stack) -> None:
     make("scale", "WORKERS=3")
     workers = [c for c in containers() if c["Service"] == "worker" and c["State"] == "running"]
