@@ -72,6 +72,13 @@ class SleepParams(TaskParams):
     seconds: _number_between(0, 240)  # type: ignore[valid-type]
 
 
+class ProgressParams(TaskParams):
+    """Arguments of `progress`."""
+
+    steps: int = Field(10, ge=1, le=1_000, strict=True)
+    delay: _number_between(0, 10) = 0.5  # type: ignore[valid-type]
+
+
 class FailParams(TaskParams):
     """Arguments of `fail`."""
 
@@ -175,8 +182,14 @@ CATALOG: dict[str, TaskSpec] = {
         TaskSpec("noop", NoParams, "Do nothing; for measuring overhead."),
         TaskSpec("sleep", SleepParams, "Sleep for some seconds, then return them."),
         TaskSpec("fail", FailParams, "Raise TaskFailedError with the given message."),
+        TaskSpec("progress", ProgressParams, "Work through steps, reporting progress."),
     )
 }
+
+
+def known_queues() -> list[str]:
+    """Every queue some task of the catalogue routes to."""
+    return sorted({spec.queue for spec in CATALOG.values()})
 
 
 def lookup(name: str) -> TaskSpec | None:

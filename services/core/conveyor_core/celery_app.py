@@ -11,7 +11,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from conveyor_core.catalog import CATALOG, DEFAULT_QUEUE
+from conveyor_core.catalog import CATALOG, DEFAULT_QUEUE, known_queues
 from conveyor_core.settings import Settings, get_settings
 
 
@@ -65,11 +65,22 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 0.5,
         },
         "task_default_queue": DEFAULT_QUEUE,
-        "task_queues": [Queue(name) for name in sorted({s.queue for s in CATALOG.values()})],
+        "task_queues": [Queue(name) for name in known_queues()],
         "task_routes": {spec.celery_name: {"queue": spec.queue} for spec in CATALOG.values()},
         "enable_utc": True,
         "timezone": "UTC",
     }
+
+
+#: kombu's Redis transport keeps one list per priority step; 0 is served first.
+#: See kombu/transport/redis.py (`priority_steps`, `sep`, `_q_for_pri`).
+PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_SEPARATOR = "\x06\x16"
+
+
+def priority_lists(queue: str) -> list[str]:
+    """The Redis lists that together hold one queue's waiting messages."""
+    return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
 
 
 def create_app(settings: Settings | None = None) -> Celery:

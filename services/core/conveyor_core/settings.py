@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     #: Seconds of soft shutdown after a cold shutdown starts (Celery 5.5+; 0 disables).
     worker_soft_shutdown_timeout: float = Field(30.0, ge=0)
     worker_prefetch_multiplier: int = Field(1, ge=1)
-    #: Longest chain, group or batch the producer accepts.
-    max_workflow_steps: int = Field(100, ge=1, le=10_000)
+    #: Longest countdown or farthest ETA accepted (seconds). A waiting ETA task sits
+    #: unacknowledged in a worker, so it must come due before the visibility timeout.
+    max_countdown: int = Field(3_000, ge=0)
 
     @field_validator("redis_password")
     @classmethod
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
             raise ValueError("TASK_SOFT_TIME_LIMIT must not exceed TASK_TIME_LIMIT")
         if self.task_time_limit >= self.visibility_timeout:
             raise ValueError("TASK_TIME_LIMIT must be shorter than VISIBILITY_TIMEOUT")
+        if self.max_countdown >= self.visibility_timeout:
+            raise ValueError("MAX_COUNTDOWN must be shorter than VISIBILITY_TIMEOUT")
         return self
 
     def redis_url(self, db: int) -> str:
@@ -96,6 +99,24 @@ class ProducerSettings(Settings):
     """Settings of the producer (HTTP API)."""
 
     conveyor_api_key: SecretStr
+    #: Longest chain, group or chord the API accepts, in steps.
+    max_workflow_steps: int = Field(1_000, ge=1, le=10_000)
+    #: Most tasks in one batch request.
+    max_batch_tasks: int = Field(10_000, ge=1, le=100_000)
+    #: Largest request body in bytes.
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    #: Deepest JSON nesting accepted in a request body.
+    max_json_depth: int = Field(32, ge=4, le=500)
+    #: Seconds an idempotency key keeps pointing at its first submission.
+    idempotency_ttl: int = Field(86_400, ge=1)
+    #: Submissions kept in the "recent" list.
+    recent_max: int = Field(1_000, ge=1, le=100_000)
+    #: Longest long-poll of GET /api/v1/tasks/{id}/result (seconds).
+    result_wait_max: float = Field(60, gt=0, le=300)
+    #: Port inside the container where /metrics is served; not published by compose.
+    metrics_port: int = Field(9100, ge=1, le=65535)
+    #: Serve /metrics on the API port too (only when a proxy or firewall guards it).
+    metrics_public: bool = False
 
     @field_validator("conveyor_api_key")
     @classmethod

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -21,16 +22,67 @@ class TaskCall(Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, max_length=100, examples=[{}])
 
 
-class ChainRequest(Strict):
-    """Steps run one after another; each result becomes the first argument of the next."""
+class TaskRequest(TaskCall):
+    """One task, its arguments and how to enqueue it."""
+
+    countdown: float | None = Field(None, ge=0, description="Run no sooner than in N seconds.")
+    eta: datetime | None = Field(None, description="Run no sooner than this time (with zone).")
+    expires: float | datetime | None = Field(
+        None, description="Discard unless started within N seconds, or by this time."
+    )
+    priority: int | None = Field(None, ge=0, le=9, description="0 (first) to 9 (last).")
+    queue: str | None = Field(None, max_length=100, description="A known queue.")
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The same key within its TTL returns the first submission's id (200).",
+    )
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> TaskRequest:
+        if self.countdown is not None and self.eta is not None:
+            raise ValueError("give countdown or eta, not both")
+        return self
+
+
+class BatchRequest(Strict):
+    """Many tasks in one request; all are validated before any is enqueued."""
+
+    tasks: list[TaskCall] = Field(min_length=1)
+
+
+class WorkflowRequest(Strict):
+    """Steps of a chain (in order) or a group (in parallel)."""
 
     steps: list[TaskCall] = Field(min_length=1)
 
 
+class ChordRequest(WorkflowRequest):
+    """Steps run in parallel; the callback receives the list of their results."""
+
+    callback: TaskCall
+
+
 class Submitted(BaseModel):
-    """The id of an enqueued task (for a chain, its last step)."""
+    """The id of an enqueued task."""
 
     id: str
+
+
+class BatchSubmitted(BaseModel):
+    """The ids of a batch's tasks, in request order."""
+
+    ids: list[str]
+
+
+class WorkflowSubmitted(BaseModel):
+    """A workflow's id, the id whose result is the workflow's, and every step's id."""
+
+    workflow_id: str
+    id: str = Field(description="The task whose result is the workflow's result.")
+    ids: list[str] = Field(description="Every step's task id, callback last.")
 
 
 class TaskError(BaseModel):
@@ -40,13 +92,103 @@ class TaskError(BaseModel):
     message: str
 
 
+class Progress(BaseModel):
+    """How far a task that reports progress got."""
+
+    current: int
+    total: int
+    message: str = ""
+
+
 class TaskStatus(BaseModel):
-    """A task's state and, once it ended, its result or error."""
+    """A task's state, its result or error once it ended, and what is known of its run."""
 
     id: str
     state: str = Field(examples=["SUCCESS"])
     result: Any = None
     error: TaskError | None = None
+    task: str | None = None
+    queue: str | None = None
+    progress: Progress | None = None
+    submitted_at: datetime | None = None
+    received_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retries: int = 0
+    worker: str | None = None
+    ready: bool = Field(False, description="True once the task ended (success or not).")
+
+
+class Revoked(BaseModel):
+    """A revoke request was broadcast to the workers."""
+
+    id: str
+    revoked: bool = True
+    terminate: bool
+
+
+class RecentEntry(BaseModel):
+    """One submission in the recent list."""
+
+    id: str
+    task: str
+    submitted_at: datetime
+
+
+class RecentList(BaseModel):
+    """The newest submissions, newest first."""
+
+    tasks: list[RecentEntry]
+
+
+class WorkflowStep(BaseModel):
+    """One step of a workflow and its state."""
+
+    id: str
+    task: str
+    state: str
+    result: Any = None
+    error: TaskError | None = None
+
+
+class WorkflowStatus(BaseModel):
+    """A workflow's overall state and each step's."""
+
+    id: str
+    kind: Literal["chain", "group", "chord"]
+    state: str
+    result: Any = None
+    steps: list[WorkflowStep]
+
+
+class CatalogEntry(BaseModel):
+    """One task of the catalogue."""
+
+    name: str
+    queue: str
+    summary: str
+    arguments: dict[str, Any] = Field(description="JSON Schema of the keyword arguments.")
+    positional: list[str] = Field(description="Parameter names in positional order.")
+
+
+class Catalog(BaseModel):
+    """Every task the workers run."""
+
+    tasks: list[CatalogEntry]
+
+
+class QueueInfo(BaseModel):
+    """One queue: waiting messages and the workers consuming it."""
+
+    name: str
+    length: int
+    consumers: list[str]
+
+
+class QueueList(BaseModel):
+    """Every known queue."""
+
+    queues: list[QueueInfo]
 
 
 class Health(BaseModel):

@@ -11,6 +11,7 @@ from celery import Task
 from conveyor_core.catalog import CATALOG, TaskSpec
 from conveyor_core.celery_app import app
 from conveyor_core.errors import TaskFailedError
+from conveyor_worker.lifecycle import ProgressReporter
 
 
 class CatalogTask(Task[Any, Any]):
@@ -62,6 +63,16 @@ def sleep(seconds: float) -> float:
     """Sleep, then return how long."""
     time.sleep(seconds)
     return seconds
+
+
+@catalog_task("progress")
+def progress(steps: int, delay: float) -> dict[str, int]:
+    """Work through `steps` steps of `delay` seconds, reporting progress after each."""
+    report = ProgressReporter(progress, steps)
+    for step in range(1, steps + 1):
+        time.sleep(delay)
+        report(step, f"step {step} of {steps}")
+    return {"steps": steps}
 
 
 @catalog_task("fail")

@@ -1,0 +1,90 @@
+"""The producer's bookkeeping in Redis.
+
+Issued ids, recent submissions, idempotency keys and workflow records. Key names are
+shared with the workers (`conveyor_core.ledger_keys`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from conveyor_core.ledger_keys import RECENT, idempotency_key, task_key, workflow_key
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A task id this producer issued, with what it was."""
+
+    id: str
+    task: str
+    queue: str
+
+
+class Ledger:
+    """Reads and writes the bookkeeping keys; every method is one Redis round trip."""
+
+    def __init__(self, client: redis.Redis, *, ttl: int, recent_max: int) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.recent_max = recent_max
+
+    def issue(self, entries: Sequence[Issued], workflow: str | None = None) -> None:
+        """Record ids before their messages are published, so a fast worker finds them."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for entry in entries:
+            fields: dict[Any, str | float] = {
+                "task": entry.task,
+                "queue": entry.queue,
+                "submitted_at": now,
+            }
+            if workflow:
+                fields["workflow"] = workflow
+            pipe.hset(task_key(entry.id), mapping=fields)
+            pipe.expire(task_key(entry.id), self.ttl)
+        recent = [json.dumps({"id": e.id, "task": e.task, "submitted_at": now}) for e in entries]
+        # Only the newest recent_max entries matter; pushing more would be trimmed anyway.
+        pipe.lpush(RECENT, *recent[-self.recent_max :])
+        pipe.ltrim(RECENT, 0, self.recent_max - 1)
+        pipe.execute()
+
+    def info(self, task_id: str) -> dict[str, str] | None:
+        """The bookkeeping hash of a task, or None if this producer never issued it."""
+        raw: dict[bytes, bytes] = self.client.hgetall(task_key(task_id))  # type: ignore[assignment]
+        if not raw:
+            return None
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` submissions, newest first."""
+        return [json.loads(item) for item in self.client.lrange(RECENT, 0, limit - 1)]
+
+    def claim_idempotency(self, key: str, task_id: str) -> str | None:
+        """Bind `key` to `task_id` unless already bound; return the earlier id if it was."""
+        name = idempotency_key(key)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(name, task_id, nx=True, ex=self.ttl)
+        pipe.get(name)
+        claimed, current = pipe.execute()
+        if claimed:
+            return None
+        return current.decode() if current else None
+
+    def release_idempotency(self, key: str) -> None:
+        """Forget a key whose submission could not be enqueued, so a retry can use it."""
+        self.client.delete(idempotency_key(key))
+
+    def save_workflow(self, workflow_id: str, record: dict[str, Any]) -> None:
+        """Keep a workflow's kind and step ids for GET /workflows/{id}."""
+        self.client.set(workflow_key(workflow_id), json.dumps(record), ex=self.ttl)
+
+    def workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        """A workflow's record, or None if unknown."""
+        raw = self.client.get(workflow_key(workflow_id))
+        return json.loads(raw) if raw else None

@@ -1,0 +1,62 @@
+"""/api/v1/catalog and /api/v1/queues: what can be run, and what is waiting where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from conveyor_core.catalog import CATALOG, known_queues
+from conveyor_core.celery_app import priority_lists
+from conveyor_producer.context import Context
+from conveyor_producer.schemas import Catalog, CatalogEntry, QueueInfo, QueueList
+
+#: How long GET /queues waits for workers to say which queues they consume.
+CONSUMER_REPLY_TIMEOUT = 1.0
+
+
+def build(ctx: Context) -> APIRouter:
+    """The catalogue and queue routes."""
+    router = APIRouter(tags=["system"])
+
+    @router.get("/catalog", response_model=Catalog)
+    def catalog() -> Catalog:
+        """Every task, its queue and the JSON Schema of its arguments."""
+        return Catalog(
+            tasks=[
+                CatalogEntry(
+                    name=spec.name,
+                    queue=spec.queue,
+                    summary=spec.summary,
+                    arguments=spec.json_schema(),
+                    positional=spec.parameter_names,
+                )
+                for spec in CATALOG.values()
+            ]
+        )
+
+    @router.get("/queues", response_model=QueueList)
+    def queues() -> QueueList:
+        """Each queue's waiting messages (all priorities) and the workers consuming it."""
+        names = known_queues()
+        pipe = ctx.broker.pipeline(transaction=False)
+        for name in names:
+            for key in priority_lists(name):
+                pipe.llen(key)
+        counts = iter(pipe.execute())
+        lengths = {name: sum(next(counts) for _ in priority_lists(name)) for name in names}
+        replies: dict[str, Any] = (
+            ctx.celery.control.inspect(timeout=CONSUMER_REPLY_TIMEOUT).active_queues() or {}
+        )
+        consumers: dict[str, list[str]] = {name: [] for name in names}
+        for worker, worker_queues in sorted(replies.items()):
+            for queue in worker_queues or []:
+                consumers.setdefault(queue["name"], []).append(worker)
+        return QueueList(
+            queues=[
+                QueueInfo(name=name, length=lengths.get(name, 0), consumers=consumers.get(name, []))
+                for name in names
+            ]
+        )
+
+    return router

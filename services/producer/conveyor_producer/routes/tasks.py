@@ -1,0 +1,122 @@
+"""/api/v1/tasks: submit one or many, read status and results, revoke, list recent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from conveyor_producer.context import Context
+from conveyor_producer.errors import ApiError
+from conveyor_producer.metrics import count_submissions
+from conveyor_producer.schemas import (
+    BatchRequest,
+    BatchSubmitted,
+    RecentList,
+    Revoked,
+    Submitted,
+    TaskRequest,
+    TaskStatus,
+)
+from conveyor_producer.status import task_status
+from conveyor_producer.submission import publish_all, publish_options, signature
+
+
+def _known(ctx: Context, task_id: uuid.UUID) -> dict[str, str]:
+    info = ctx.ledger.info(str(task_id))
+    if info is None:
+        raise ApiError(404, "unknown_task_id", f"no task {task_id} was issued here", "task_id")
+    return info
+
+
+def build(ctx: Context) -> APIRouter:
+    """The task routes."""
+    router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+    @router.post(
+        "",
+        status_code=202,
+        response_model=Submitted,
+        responses={200: {"model": Submitted, "description": "Idempotency key seen"}},
+    )
+    def submit_task(request: TaskRequest, response: Response) -> Submitted:
+        """Enqueue one task of the catalogue."""
+        options = publish_options(request, ctx.settings.max_countdown)
+        sig, issued = signature(ctx.celery, request, **options)
+        key = request.idempotency_key
+        if key is not None:
+            earlier = ctx.ledger.claim_idempotency(key, issued.id)
+            if earlier is not None:
+                response.status_code = 200
+                return Submitted(id=earlier)
+        try:
+            ctx.ledger.issue([issued])
+            sig.apply_async()
+        except Exception:
+            if key is not None:
+                ctx.ledger.release_idempotency(key)
+            count_submissions(issued.task, "unavailable")
+            raise
+        count_submissions(issued.task, "accepted")
+        return Submitted(id=issued.id)
+
+    @router.post("/batch", status_code=202, response_model=BatchSubmitted)
+    def submit_batch(request: BatchRequest) -> BatchSubmitted:
+        """Enqueue many tasks; one bad item rejects the whole batch, naming its index."""
+        limit = ctx.settings.max_batch_tasks
+        if len(request.tasks) > limit:
+            raise ApiError(413, "too_large", f"at most {limit} tasks in a batch", "tasks")
+        built = [
+            signature(ctx.celery, call, field=f"tasks[{i}].")
+            for i, call in enumerate(request.tasks)
+        ]
+        ctx.ledger.issue([issued for _, issued in built])
+        publish_all(ctx.celery, [sig for sig, _ in built])
+        for _, issued in built:
+            count_submissions(issued.task, "accepted")
+        return BatchSubmitted(ids=[issued.id for _, issued in built])
+
+    @router.get("/recent", response_model=RecentList)
+    def recent(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> RecentList:
+        """The newest submissions, newest first."""
+        return RecentList.model_validate({"tasks": ctx.ledger.recent(limit)})
+
+    @router.get("/{task_id}", response_model=TaskStatus)
+    def status(task_id: uuid.UUID) -> TaskStatus:
+        """A task's state, progress, times, worker, and its result or error once it ended."""
+        return task_status(ctx.celery, str(task_id), _known(ctx, task_id))
+
+    @router.get("/{task_id}/result", response_model=TaskStatus)
+    async def result(
+        task_id: uuid.UUID, wait: Annotated[float, Query(ge=0, le=300)] = 0
+    ) -> TaskStatus:
+        """Like the status, but waits up to `wait` seconds for the task to end."""
+        if wait > ctx.settings.result_wait_max:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"wait: at most {ctx.settings.result_wait_max:g} seconds",
+                "wait",
+            )
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        while True:
+            info = await run_in_threadpool(_known, ctx, task_id)
+            current = await run_in_threadpool(task_status, ctx.celery, str(task_id), info)
+            if current.ready or time.monotonic() >= deadline:
+                return current
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 0.5)
+
+    @router.delete("/{task_id}", status_code=202, response_model=Revoked)
+    def revoke(task_id: uuid.UUID, terminate: bool = False) -> Revoked:
+        """Revoke a task; with terminate=true a running one is stopped too (SIGTERM)."""
+        _known(ctx, task_id)
+        ctx.celery.control.revoke(str(task_id), terminate=terminate, signal="SIGTERM")
+        return Revoked(id=str(task_id), terminate=terminate)
+
+    return router

@@ -1,0 +1,83 @@
+"""What the worker records about each task for the producer's status route.
+
+Celery's result keeps the state and the outcome; the producer also shows when a task was
+received, started and finished, by which worker, after how many retries, and how far it
+got. The worker writes those into the task's bookkeeping hash (`ledger_keys.task_key`),
+only when that hash exists, i.e. only for tasks the producer issued.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import lru_cache
+from typing import Any
+
+import redis
+from celery import Task
+from celery.signals import task_postrun, task_prerun, task_received
+
+from conveyor_core.ledger_keys import HSET_IF_EXISTS, task_key
+from conveyor_core.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _client() -> redis.Redis:
+    # One client per process (prefork children each get their own after the fork,
+    # since the cache is filled on first use in the child).
+    settings = get_settings()
+    return redis.Redis.from_url(
+        settings.result_backend_url,
+        socket_connect_timeout=settings.redis_socket_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+    )
+
+
+def record(task_id: str | None, **fields: Any) -> None:
+    """Set fields on an issued task's hash; bookkeeping never fails the task itself."""
+    if not task_id:
+        return
+    values: list[Any] = []
+    for name, value in fields.items():
+        values += [name, value if isinstance(value, str | int | float) else json.dumps(value)]
+    try:
+        _client().eval(HSET_IF_EXISTS, 1, task_key(task_id), *values)
+    except redis.RedisError as exc:
+        logger.warning("could not record %s for task %s: %s", sorted(fields), task_id, exc)
+
+
+class ProgressReporter:
+    """Report a task's progress to Celery (state PROGRESS) and to its bookkeeping hash."""
+
+    def __init__(self, task: Task[Any, Any], total: int) -> None:
+        self.task = task
+        self.total = total
+
+    def __call__(self, current: int, message: str = "") -> None:
+        """Say that `current` of `total` steps are done."""
+        progress = {"current": current, "total": self.total, "message": message}
+        self.task.update_state(state="PROGRESS", meta=progress)
+        record(self.task.request.id, progress=progress)
+
+
+@task_received.connect
+def _on_received(request: Any = None, **_: Any) -> None:
+    record(
+        getattr(request, "id", None),
+        received_at=time.time(),
+        worker=getattr(request, "hostname", "") or "",
+    )
+
+
+@task_prerun.connect
+def _on_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    retries = getattr(getattr(task, "request", None), "retries", 0) or 0
+    record(task_id, started_at=time.time(), retries=retries)
+
+
+@task_postrun.connect
+def _on_finished(task_id: str | None = None, **_: Any) -> None:
+    record(task_id, finished_at=time.time())
