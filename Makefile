@@ -90,6 +90,11 @@ flower: ## Print Flower's URL and user (the password is FLOWER_PASSWORD in .env)
 	echo "http://$${CONVEYOR_BIND_ADDRESS:-127.0.0.1}:$${FLOWER_PORT:-5555}  user: $${FLOWER_USER:-admin}  password: FLOWER_PASSWORD in .env"
 
 ##@ Inspect and operate
+.PHONY: cli
+cli: docker-check ## Run the conveyor CLI in the producer container: make cli ARGS="submit add 2 3 --wait 10"
+	@tty=; [ -t 0 ] && [ -t 1 ] || tty=-T; \
+	$(DC) exec $$tty producer conveyor $(ARGS)
+
 .PHONY: inspect
 inspect: docker-check ## Workers' ping, active, reserved and stats, and queue lengths
 	@for what in ping active reserved stats; do \

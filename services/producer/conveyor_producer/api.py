@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from conveyor_core.celery_app import create_app
 from conveyor_core.settings import ProducerSettings
@@ -58,13 +60,16 @@ def _api_key_check(settings: ProducerSettings) -> Callable[..., None]:
 def _context(settings: ProducerSettings) -> Context:
     celery = create_app(settings)
     celery.conf.update(result_backend=backend_url(settings.result_backend_url))
-    timeouts = {
-        "socket_connect_timeout": settings.redis_socket_timeout,
+    # One immediate retry on a fresh connection (after a Redis restart the pooled ones are
+    # dead), then fail: a client gets its 503 within about two socket timeouts.
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_socket_timeout / 2,
         "socket_timeout": settings.redis_socket_timeout,
         "health_check_interval": 25,
+        "retry": Retry(NoBackoff(), 1),
     }
-    broker = redis.Redis.from_url(settings.broker_url, **timeouts)
-    results = redis.Redis.from_url(settings.result_backend_url, **timeouts)
+    broker = redis.Redis.from_url(settings.broker_url, **options)
+    results = redis.Redis.from_url(settings.result_backend_url, **options)
     ledger = Ledger(results, ttl=settings.result_expires, recent_max=settings.recent_max)
     return Context(settings=settings, celery=celery, broker=broker, ledger=ledger)
 

@@ -1,18 +1,41 @@
 """Gunicorn settings for the producer (`gunicorn -c python:conveyor_producer.gunicorn_conf`)."""
 
 import os
+import shutil
+from pathlib import Path
+from typing import Any
 
-bind = f"0.0.0.0:{os.environ.get('PRODUCER_INTERNAL_PORT', '8000')}"
+api_port = os.environ.get("PRODUCER_INTERNAL_PORT", "8000")
+metrics_port = os.environ.get("METRICS_PORT", "9100")
+# The API port is published; the metrics port is reachable on the compose network only.
+bind = [f"0.0.0.0:{api_port}", f"0.0.0.0:{metrics_port}"]
 workers = int(os.environ.get("PRODUCER_WORKERS", "2"))
 worker_class = "uvicorn_worker.UvicornWorker"
 # Sync route handlers run in a thread pool of each worker; Celery's producer pool is
 # shared by them, so a request does not open a broker connection of its own.
-timeout = 30
+timeout = 90  # above the longest result long-poll (60 s)
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Heartbeat files in memory, not on the (possibly read-only) root filesystem.
+# Heartbeat files in memory, not on the (read-only) root filesystem.
 worker_tmp_dir = "/dev/shm"  # noqa: S108
 forwarded_allow_ips = "*"
+
+# Each gunicorn worker counts its own metrics; prometheus_client's multiprocess mode keeps
+# them in files that /metrics adds up. Set before any worker imports prometheus_client.
+METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/conveyor-metrics"))  # noqa: S108
+
+
+def on_starting(server: Any) -> None:
+    """Start with no metrics files left from an earlier run."""
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    METRICS_DIR.mkdir(parents=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -27,7 +27,7 @@ SUBMISSIONS = Counter(
 REQUEST_SECONDS = Histogram(
     "conveyor_http_request_duration_seconds",
     "HTTP request latency.",
-    ["method", "route", "status"],
+    ["method", "handler", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
@@ -47,7 +47,7 @@ def render() -> tuple[bytes, str]:
 
 
 class LatencyMiddleware:
-    """Time every request; label by route template, never by raw path (bounded labels)."""
+    """Time every request; label by handler name, never by raw path (bounded labels)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,8 +69,8 @@ class LatencyMiddleware:
         try:
             await self.app(scope, receive, remember_status)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            endpoint: Any = scope.get("endpoint")
+            handler = getattr(endpoint, "__name__", None) or "unmatched"
             REQUEST_SECONDS.labels(
-                method=scope["method"], route=template, status=str(status)
+                method=scope["method"], handler=handler, status=str(status)
             ).observe(time.perf_counter() - started)
