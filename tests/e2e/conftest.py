@@ -24,11 +24,18 @@ ENV = {**os.environ, "COMPOSE_PROJECT_NAME": PROJECT, **{k: str(v) for k, v in P
 
 
 def run(
-    *command: str, timeout: float = 900, check: bool = True
+    *command: str, timeout: float = 900, check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in the project folder with the e2e environment; fail with its output."""
     done = subprocess.run(
-        command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        check=False,
     )
     if check and done.returncode != 0:
         pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")

@@ -24,7 +24,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": settings.redis_socket_timeout,
         "socket_timeout": settings.redis_socket_timeout,
         "health_check_interval": 25,
-        "retry_on_timeout": True,
+        # No retry_on_timeout: kombu only pipelines batch publishes when a timed-out
+        # pipeline cannot be replayed (a replay could enqueue tasks twice).
     }
     return {
         "broker_url": settings.broker_url,

@@ -84,8 +84,17 @@ def publish_options(request: TaskRequest, max_countdown: int) -> dict[str, Any]:
     return options
 
 
+#: Redis commands buffered per pipeline round trip when publishing a batch.
+PUBLISH_PIPELINE_SIZE = 1_000
+
+
 def publish_all(celery: Celery, signatures: Sequence[Signature[Any]]) -> None:
-    """Publish every signature over one broker connection and one producer."""
-    with celery.producer_or_acquire() as producer:
+    """Publish every signature over one connection, pipelined (kombu's `Producer.batch`).
+
+    Each message is still built and routed by Celery and kombu as usual; only the final
+    LPUSH (and the task-sent event's PUBLISH) are buffered and sent a thousand at a time
+    instead of one round trip each.
+    """
+    with celery.producer_or_acquire() as producer, producer.batch(PUBLISH_PIPELINE_SIZE):
         for sig in signatures:
             sig.apply_async(producer=producer)
