@@ -7,8 +7,10 @@ Runs before test_stack.py (file order), on the same stack.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -129,6 +131,30 @@ def test_metrics_only_inside_the_network(stack: Stack) -> None:
     text = compose("exec", "-T", "worker", "python", "-c", fetch).stdout
     assert 'conveyor_submissions_total{outcome="accepted",task="add"}' in text
     assert "conveyor_http_request_duration_seconds_bucket" in text
+
+
+def test_schemathesis_finds_no_server_error_or_schema_violation(stack: Stack) -> None:
+    schemathesis = Path(sys.executable).with_name("schemathesis")
+    done = run(
+        str(schemathesis),
+        "run",
+        f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {stack.secrets['CONVEYOR_API_KEY']}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance,"
+        "status_code_conformance,content_type_conformance",
+        "--max-examples",
+        "25",
+        "--seed",
+        "1",
+        "--request-timeout",
+        "70",
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout
 
 
 def test_redis_outage_is_a_fast_503_and_the_producer_recovers(stack: Stack) -> None:
