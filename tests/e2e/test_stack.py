@@ -5,6 +5,8 @@ The tests run in file order and share one stack; each leaves it as the next expe
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 from typing import Any
 
@@ -77,7 +79,10 @@ def test_bad_input_is_a_clear_4xx(stack: Stack) -> None:
 
 def test_cli_in_the_producer_container(stack: Stack) -> None:
     done = compose("exec", "-T", "producer", "conveyor", "submit", "mul", "6", "7", "--wait", "30")
-    assert '"result": 42' in done.stdout
+    assert re.search(r"^result\s+42$", done.stdout, re.M), done.stdout  # the human table
+    done = compose("exec", "-T", "producer", "conveyor", "submit", "mul", "6", "7",
+                   "--wait", "30", "--json")
+    assert json.loads(done.stdout)["result"] == 42
 
 
 def test_mailbox_receives_over_smtp_on_the_compose_network(stack: Stack) -> None:

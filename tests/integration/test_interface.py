@@ -87,6 +87,9 @@ def test_idempotency_key_returns_the_first_id(api: TestClient, worker: WorkerPro
     other = api.post("/api/v1/tasks", json={**body, "idempotency_key": f"k-{uuid.uuid4()}"})
     assert other.status_code == 202
     assert other.json()["id"] != first.json()["id"]
+    reused = api.post("/api/v1/tasks", json={**body, "args": [1, 2]})
+    assert reused.status_code == 409
+    assert reused.json()["error"]["field"] == "idempotency_key"
 
 
 def test_scheduling_options(api: TestClient, worker: WorkerProcess) -> None:

@@ -35,6 +35,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (400, "Malformed JSON", error_body("malformed_json", "request body is not valid JSON")),
         (401, "Missing or wrong API key", error_body("unauthorized", "missing or invalid API key")),
         (404, "Unknown task, id or route", error_body("unknown_task", "no task named 'x'", "task")),
+        (
+            409,
+            "Idempotency key reused",
+            error_body("idempotency_conflict", "...", "idempotency_key"),
+        ),
         (413, "Too large", error_body("too_large", "at most 10000 tasks in a batch", "tasks")),
         (415, "Body is not JSON", error_body("unsupported_media_type", "send JSON")),
         (422, "Arguments do not fit", error_body("invalid_arguments", "args[1]: ...", "args[1]")),

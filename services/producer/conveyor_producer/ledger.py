@@ -65,16 +65,20 @@ class Ledger:
         """The newest `limit` submissions, newest first."""
         return [json.loads(item) for item in self.client.lrange(RECENT, 0, limit - 1)]
 
-    def claim_idempotency(self, key: str, task_id: str) -> str | None:
-        """Bind `key` to `task_id` unless already bound; return the earlier id if it was."""
+    def claim_idempotency(self, key: str, task_id: str, fingerprint: str) -> tuple[str, str] | None:
+        """Bind `key` to `task_id` and the request's fingerprint unless already bound.
+
+        Returns None when this call bound it, else the (task id, fingerprint) bound first.
+        """
         name = idempotency_key(key)
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(name, task_id, nx=True, ex=self.ttl)
+        pipe.set(name, f"{task_id} {fingerprint}", nx=True, ex=self.ttl)
         pipe.get(name)
         claimed, current = pipe.execute()
-        if claimed:
+        if claimed or not current:
             return None
-        return current.decode() if current else None
+        earlier_id, _, earlier_fingerprint = current.decode().partition(" ")
+        return earlier_id, earlier_fingerprint
 
     def release_idempotency(self, key: str) -> None:
         """Forget a key whose submission could not be enqueued, so a retry can use it."""

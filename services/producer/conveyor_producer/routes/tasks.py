@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from typing import Annotated
@@ -24,6 +25,12 @@ from conveyor_producer.schemas import (
 )
 from conveyor_producer.status import task_status
 from conveyor_producer.submission import publish_all, publish_options, signature
+
+
+def _fingerprint(request: TaskRequest) -> str:
+    """A digest of what the request asks for, to tell a retry from a reused key."""
+    canonical = request.model_dump_json(exclude={"idempotency_key"})
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _known(ctx: Context, task_id: uuid.UUID) -> dict[str, str]:
@@ -49,10 +56,18 @@ def build(ctx: Context) -> APIRouter:
         sig, issued = signature(ctx.celery, request, **options)
         key = request.idempotency_key
         if key is not None:
-            earlier = ctx.ledger.claim_idempotency(key, issued.id)
+            earlier = ctx.ledger.claim_idempotency(key, issued.id, _fingerprint(request))
             if earlier is not None:
+                earlier_id, earlier_fingerprint = earlier
+                if earlier_fingerprint != _fingerprint(request):
+                    raise ApiError(
+                        409,
+                        "idempotency_conflict",
+                        "idempotency_key was already used for a different request",
+                        "idempotency_key",
+                    )
                 response.status_code = 200
-                return Submitted(id=earlier)
+                return Submitted(id=earlier_id)
         try:
             ctx.ledger.issue([issued])
             sig.apply_async()
