@@ -22,16 +22,22 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def client() -> TestClient:
+def offline_api(**overrides: object) -> TestClient:
+    """The API with its broker on a closed port: anything reaching Redis fails fast."""
     settings = ProducerSettings(
         redis_password="unit-test-redis-password",
         conveyor_api_key=KEY,
         redis_host="127.0.0.1",
         redis_port=closed_port(),
         redis_socket_timeout=0.5,
+        **overrides,  # type: ignore[arg-type]
     )
     return TestClient(create_api(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return offline_api()
 
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

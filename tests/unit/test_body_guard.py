@@ -3,25 +3,13 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor_core.settings import ProducerSettings
-from conveyor_producer.api import create_api
 from conveyor_producer.body_guard import json_problem
-from tests.unit.test_api import AUTH, KEY, closed_port
+from tests.unit.test_api import AUTH, offline_api
 
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    settings = ProducerSettings(
-        redis_password="unit-test-redis-password",
-        conveyor_api_key=KEY,
-        redis_host="127.0.0.1",
-        redis_port=closed_port(),
-        redis_socket_timeout=0.5,
-        max_body_bytes=64 * 1024,
-        max_json_depth=32,
-        metrics_public=True,
-    )
-    return TestClient(create_api(settings), raise_server_exceptions=False)
+    return offline_api(max_body_bytes=64 * 1024, max_json_depth=32, metrics_public=True)
 
 
 def raw(client: TestClient, body: bytes) -> tuple[int, dict]:
