@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,10 +40,17 @@ def _done(result: AsyncResult[Any]) -> datetime | None:
     return done if isinstance(done, datetime) else None
 
 
-def task_status(celery: Celery, task_id: str, ledger: dict[str, str]) -> TaskStatus:
-    """The status of an issued task, from its result and its ledger hash."""
+def task_status(
+    celery: Celery, task_id: str, read_ledger: Callable[[], dict[str, str]]
+) -> TaskStatus:
+    """The status of an issued task, from its result and then its ledger hash.
+
+    The order matters: workers write received/started times before the result, so
+    reading the result first guarantees that a finished task's times are seen too.
+    """
     result: AsyncResult[Any] = AsyncResult(task_id, app=celery)
     state, value, error, meta = outcome(result)
+    ledger = read_ledger()
     ready = state in TERMINAL_STATES
     # postrun (which records finished_at) runs just after the result is stored.
     finished_at = _time(ledger.get("finished_at")) or (_done(result) if ready else None)

@@ -103,7 +103,7 @@ def build(ctx: Context) -> APIRouter:
     @router.get("/{task_id}", response_model=TaskStatus)
     def status(task_id: uuid.UUID) -> TaskStatus:
         """A task's state, progress, times, worker, and its result or error once it ended."""
-        return task_status(ctx.celery, str(task_id), _known(ctx, task_id))
+        return task_status(ctx.celery, str(task_id), lambda: _known(ctx, task_id))
 
     @router.get("/{task_id}/result", response_model=TaskStatus)
     async def result(
@@ -120,8 +120,9 @@ def build(ctx: Context) -> APIRouter:
         deadline = time.monotonic() + wait
         pause = 0.05
         while True:
-            info = await run_in_threadpool(_known, ctx, task_id)
-            current = await run_in_threadpool(task_status, ctx.celery, str(task_id), info)
+            current = await run_in_threadpool(
+                task_status, ctx.celery, str(task_id), lambda: _known(ctx, task_id)
+            )
             if current.ready or time.monotonic() >= deadline:
                 return current
             await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
