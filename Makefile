@@ -9,6 +9,8 @@ WORKERS ?= 1
 SERVICE ?=
 ARGS ?=
 FORCE ?=
+# Seconds `make inspect` waits for workers to reply to each broadcast.
+INSPECT_TIMEOUT ?= 2
 PYTEST_ARGS ?=
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,7 +30,6 @@ DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
 # Celery commands (inspect, purge) run in the producer container: it has the app and
 # the broker credentials, and is there even when the workers are scaled to zero.
 CELERY = $(DC) exec -T producer celery --app conveyor_core.celery_app
-QUEUES ?= default
 # No buildx on Debian's Docker 20.10: build with compose's own builder, without a warning.
 export COMPOSE_BAKE ?= false
 
@@ -99,11 +100,14 @@ cli: docker-check ## Run the conveyor CLI in the producer container: make cli AR
 inspect: docker-check ## Workers' ping, active, reserved and stats, and queue lengths
 	@for what in ping active reserved stats; do \
 		echo "== $$what"; \
-		$(CELERY) inspect $$what --timeout 5 || true; \
+		$(CELERY) inspect $$what --timeout $(INSPECT_TIMEOUT) || true; \
 	done
 	@echo "== queue lengths"
-	@$(DC) exec -T redis sh -c 'for q in $(QUEUES); do printf "%s: " "$$q"; \
-		REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli llen "$$q"; done'
+	@$(MAKE) queues
+
+.PHONY: queues
+queues: docker-check ## Print each queue's length (messages waiting, all priorities)
+	@$(DC) exec -T producer conveyor queues
 
 .PHONY: purge
 purge: docker-check ## Delete every waiting task (asks first; FORCE=1 does not ask)

@@ -124,10 +124,11 @@ def test_scale_back_to_one_worker(stack: Stack) -> None:
 
 
 def queue_length(queue: str = "default") -> int:
-    for line in make("inspect").stdout.splitlines():
-        if line.startswith(f"{queue}: "):
-            return int(line.split(": ", 1)[1])
-    raise AssertionError(f"make inspect printed no length for queue {queue}")
+    for line in make("queues").stdout.splitlines():
+        words = line.split()
+        if words and words[0] == queue:
+            return int(words[1])
+    raise AssertionError(f"make queues printed no length for queue {queue}")
 
 
 def test_purge_drops_waiting_tasks(stack: Stack) -> None:

@@ -121,7 +121,8 @@ def table(rows: list[dict[str, Any]], columns: list[str], out: TextIO | None = N
     out = out or sys.stdout
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    print(header.rstrip(), file=out)
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
