@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -26,6 +26,30 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
                 return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last_error})")
+
+
+#: An HTTP client with the API key set: FastAPI's TestClient (integration) or an
+#: httpx.Client (e2e); both have .get(path).json().
+JsonGetter = Any
+
+
+def task_outcome(api: JsonGetter, task_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll the API until the task ended (ready) and return its status."""
+
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = api.get(f"/api/v1/tasks/{task_id}").json()
+        return status if status["ready"] else None
+
+    return wait_for(ended, timeout, f"task {task_id} to end", interval=0.2)
+
+
+def wait_until_started(api: JsonGetter, task_id: str, timeout: float = 60) -> None:
+    """Poll the API until the task is running on a worker."""
+
+    def started() -> bool:
+        return bool(api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED")
+
+    wait_for(started, timeout, f"task {task_id} to start", interval=0.1)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PORTS, Stack, compose, make, run
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_until_started
 
 pytestmark = pytest.mark.e2e
 
@@ -82,11 +82,7 @@ def test_cli_commands(stack: Stack) -> None:
     assert code == 3
     assert "no task named 'nope'" in err
     _, running, _ = cli("submit", "sleep", "30")
-    wait_for(
-        lambda: stack.api.get(f"/api/v1/tasks/{running['id']}").json()["state"] == "STARTED",
-        60,
-        "the sleep task to start",
-    )
+    wait_until_started(stack.api, running["id"])
     _, revoked, _ = cli("revoke", running["id"], "--terminate")
     assert revoked["revoked"] is True
     code, ended, _ = cli("wait", running["id"], "--timeout", "30", check=False)

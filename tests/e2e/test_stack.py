@@ -14,12 +14,11 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PORTS, Stack, compose, containers, make, run
-from tests.helpers import wait_for
+from tests.helpers import task_outcome, wait_for, wait_until_started
 
 pytestmark = pytest.mark.e2e
 
 SERVICES = {"redis", "producer", "worker", "flower", "mailbox"}
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
 def submit(stack: Stack, path: str, body: dict[str, Any]) -> str:
@@ -28,12 +27,8 @@ def submit(stack: Stack, path: str, body: dict[str, Any]) -> str:
     return str(response.json()["id"])
 
 
-def outcome(stack: Stack, task_id: str, timeout: float = 60) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        status: dict[str, Any] = stack.api.get(f"/api/v1/tasks/{task_id}").json()
-        return status if status["state"] in TERMINAL else None
-
-    return wait_for(ended, timeout, f"task {task_id} to end", interval=0.3)
+def outcome(stack: Stack, task_id: str) -> dict[str, Any]:
+    return task_outcome(stack.api, task_id)
 
 
 def online_workers(stack: Stack) -> list[str]:
@@ -198,11 +193,7 @@ def test_services_run_as_non_root(stack: Stack) -> None:
 
 def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
     task_id = submit(stack, "/api/v1/tasks", {"task": "sleep", "args": [4]})
-    wait_for(
-        lambda: stack.api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED",
-        60,
-        "the sleep task to start",
-    )
+    wait_until_started(stack.api, task_id)
     make("stop")
     stopped = {c["Service"]: c for c in containers()}
     assert all(c["State"] == "exited" for c in stopped.values())

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_until_started
 from tests.integration.conftest import WorkerProcess
 from tests.integration.test_tasks import outcome, submit
 
@@ -58,11 +58,7 @@ def test_result_long_polls(api: TestClient, worker: WorkerProcess) -> None:
 
 def test_revoke_with_terminate_stops_a_running_task(api: TestClient, worker: WorkerProcess) -> None:
     task_id = submit(api, {"task": "sleep", "args": [30]})
-    wait_for(
-        lambda: api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED",
-        30,
-        "the task to start",
-    )
+    wait_until_started(api, task_id)
     response = api.delete(f"/api/v1/tasks/{task_id}", params={"terminate": "true"})
     assert response.status_code == 202
     assert response.json() == {"id": task_id, "revoked": True, "terminate": True}

@@ -11,10 +11,8 @@ from fastapi.testclient import TestClient
 
 from conveyor_core.celery_app import create_app
 from conveyor_core.settings import Settings
-from tests.helpers import wait_for
+from tests.helpers import task_outcome, wait_for, wait_until_started
 from tests.integration.conftest import RedisServer, WorkerProcess, api_for
-
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
 def submit(api: TestClient, body: dict[str, Any], path: str = "/api/v1/tasks") -> str:
@@ -23,12 +21,7 @@ def submit(api: TestClient, body: dict[str, Any], path: str = "/api/v1/tasks") -
     return str(response.json()["id"])
 
 
-def outcome(api: TestClient, task_id: str, timeout: float = 30) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        status: dict[str, Any] = api.get(f"/api/v1/tasks/{task_id}").json()
-        return status if status["state"] in TERMINAL else None
-
-    return wait_for(ended, timeout, f"task {task_id} to end")
+outcome = task_outcome
 
 
 def test_add_runs_on_a_worker(api: TestClient, worker: WorkerProcess) -> None:
@@ -112,11 +105,7 @@ def test_warm_shutdown_finishes_the_running_task(redis_server: RedisServer, star
     worker = start_worker(broker_db=2, result_db=3)
     api = api_for(redis_server, broker_db=2, result_db=3)
     task_id = submit(api, {"task": "sleep", "args": [3]})
-    wait_for(
-        lambda: api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED",
-        30,
-        "the sleep task to start",
-    )
+    wait_until_started(api, task_id)
     assert worker.terminate(timeout=60) == 0  # SIGTERM, as `docker stop` sends
     status = api.get(f"/api/v1/tasks/{task_id}").json()
     assert status["state"] == "SUCCESS"

@@ -20,7 +20,6 @@ from typing import Any, NoReturn, TextIO
 
 import httpx
 
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 EXIT_TASK_FAILED, EXIT_USAGE, EXIT_API_ERROR, EXIT_UNREACHABLE = 1, 2, 3, 4
 BATCH_CHUNK = 5_000
 

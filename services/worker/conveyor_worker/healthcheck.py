@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 MAX_AGE_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "30"))
+#: Where the worker's heartbeat bootstep touches its file (tmpfs in the container).
+HEARTBEAT_FILE = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/conveyor-worker.heartbeat"))  # noqa: S108
 
 
 def main() -> int:
     """Exit status for Docker: 0 healthy, 1 unhealthy."""
-    path = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/conveyor-worker.heartbeat"))  # noqa: S108
+    path = HEARTBEAT_FILE
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:

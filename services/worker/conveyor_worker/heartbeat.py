@@ -11,16 +11,15 @@ connection is in the middle of an asynchronous BRPOP and must not be used here.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import redis
 from celery import bootsteps
 
+from conveyor_worker.healthcheck import HEARTBEAT_FILE
+
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_FILE = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/conveyor-worker.heartbeat"))  # noqa: S108  # tmpfs in the container
 HEARTBEAT_INTERVAL = 5.0
 
 
