@@ -38,7 +38,11 @@ def run(
         check=False,
     )
     if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        # stderr first and stdout clipped: CI shows only the start of a failure message.
+        pytest.fail(
+            f"{' '.join(command)} exited {done.returncode}\n"
+            f"--- stderr\n{done.stderr[-3000:]}\n--- stdout (end)\n{done.stdout[-3000:]}"
+        )
     return done
 
 

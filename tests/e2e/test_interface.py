@@ -192,6 +192,15 @@ def test_redis_outage_is_a_fast_503_and_the_producer_recovers(stack: Stack) -> N
     )
     assert accepted
     make("up")  # every service healthy again before the next tests
+    # Each gunicorn worker holds pooled connections that died with Redis; none of them may
+    # turn into a 503 now. A fresh TCP connection per request reaches either worker.
+    reads = ["/api/v1/queues", "/api/v1/tasks/recent", f"/api/v1/tasks/{known}"]
+    codes = [
+        stack.api.get(path, headers={"Connection": "close"}).status_code
+        for path in reads
+        for _ in range(8)
+    ]
+    assert codes == [200] * len(codes), codes
     task_id = stack.api.post("/api/v1/tasks", json={"task": "add", "args": [20, 22]}).json()["id"]
     done = wait_for(
         lambda: stack.api.get(f"/api/v1/tasks/{task_id}").json()["ready"],

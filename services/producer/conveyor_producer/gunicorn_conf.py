@@ -21,6 +21,9 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Heartbeat files in memory, not on the (read-only) root filesystem.
 worker_tmp_dir = "/dev/shm"  # noqa: S108
+# The control socket (`gunicornc`) defaults to ~/.gunicorn, on the read-only root; /tmp is
+# the container's tmpfs. Reach it with `make shell` then `gunicornc -s /tmp/gunicorn.ctl`.
+control_socket = "/tmp/gunicorn.ctl"  # noqa: S108
 forwarded_allow_ips = "*"
 
 # Each gunicorn worker counts its own metrics; prometheus_client's multiprocess mode keeps

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from conveyor_core.catalog import CATALOG, known_queues
 from conveyor_core.celery_app import priority_lists
 from conveyor_producer.context import Context
+from conveyor_producer.errors import BROKER_ERRORS
 from conveyor_producer.schemas import Catalog, CatalogEntry, QueueInfo, QueueList
 
 #: How long GET /queues waits for workers to say which queues they consume.
@@ -45,12 +46,10 @@ def build(ctx: Context) -> APIRouter:
                 pipe.llen(key)
         counts = iter(pipe.execute())
         lengths = {name: sum(next(counts) for _ in priority_lists(name)) for name in names}
-        replies: dict[str, Any] = (
-            ctx.celery.control.inspect(timeout=CONSUMER_REPLY_TIMEOUT).active_queues() or {}
-        )
+        replies = _active_queues(ctx)
         consumers: dict[str, list[str]] = {name: [] for name in names}
         for worker, worker_queues in sorted(replies.items()):
-            for queue in worker_queues or []:
+            for queue in worker_queues if isinstance(worker_queues, list) else []:
                 consumers.setdefault(queue["name"], []).append(worker)
         return QueueList(
             queues=[
@@ -60,3 +59,17 @@ def build(ctx: Context) -> APIRouter:
         )
 
     return router
+
+
+def _active_queues(ctx: Context) -> dict[str, Any]:
+    """Each live worker's queues, trying a second time on a broken broker connection.
+
+    After Redis restarts, the first use of a pooled connection fails ("Connection closed
+    by server") and drops it; unlike publishing, Celery's control calls do not retry, so
+    without this each gunicorn worker would answer one 503 per restart.
+    """
+    inspect = ctx.celery.control.inspect(timeout=CONSUMER_REPLY_TIMEOUT)
+    try:
+        return inspect.active_queues() or {}
+    except BROKER_ERRORS:
+        return inspect.active_queues() or {}
