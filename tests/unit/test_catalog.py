@@ -13,7 +13,17 @@ def bind_error(task: str, args: list, kwargs: dict | None = None, piped: bool = 
 
 
 def test_catalogue_lists_the_documented_tasks() -> None:
-    assert set(CATALOG) == {"add", "mul", "xsum", "noop", "sleep", "fail", "progress"}
+    assert set(CATALOG) == {
+        "add",
+        "mul",
+        "xsum",
+        "noop",
+        "sleep",
+        "fail",
+        "progress",
+        "crash",
+        "tally",
+    }
     assert lookup("nope") is None
     assert CATALOG["add"].celery_name == "conveyor.add"
 

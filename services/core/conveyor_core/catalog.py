@@ -69,7 +69,7 @@ class NoParams(TaskParams):
 class SleepParams(TaskParams):
     """Arguments of `sleep`."""
 
-    seconds: _number_between(0, 240)  # type: ignore[valid-type]
+    seconds: _number_between(0, 200)  # type: ignore[valid-type]
 
 
 class ProgressParams(TaskParams):
@@ -83,6 +83,12 @@ class FailParams(TaskParams):
     """Arguments of `fail`."""
 
     message: str = Field("failed on purpose", max_length=1_000)
+
+
+class TallyParams(TaskParams):
+    """Arguments of `tally`."""
+
+    delay: _number_between(0, 10) = 0  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,8 @@ CATALOG: dict[str, TaskSpec] = {
         TaskSpec("sleep", SleepParams, "Sleep for some seconds, then return them."),
         TaskSpec("fail", FailParams, "Raise TaskFailedError with the given message."),
         TaskSpec("progress", ProgressParams, "Work through steps, reporting progress."),
+        TaskSpec("crash", NoParams, "Kill its own worker process (a poison message)."),
+        TaskSpec("tally", TallyParams, "Count this execution in the tally store (chaos)."),
     )
 }
 

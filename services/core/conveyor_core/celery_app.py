@@ -24,6 +24,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": settings.redis_socket_timeout,
         "socket_timeout": settings.redis_socket_timeout,
         "health_check_interval": 25,
+        # Sweep for messages past the visibility timeout every restore_interval seconds
+        # (kombu's default throttle makes that every 100 s).
+        "unacked_restore_interval": settings.restore_interval,
+        "unacked_restore_throttle": 1,
         # No retry_on_timeout: kombu only pipelines batch publishes when a timed-out
         # pipeline cannot be replayed (a replay could enqueue tasks twice).
     }
@@ -48,7 +52,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # At-least-once: acknowledge after the task ran, and requeue when its process died.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A redelivered message of a task that already succeeded is not run again.
+        "worker_deduplicate_successful_tasks": True,
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "worker_max_tasks_per_child": settings.worker_max_tasks_per_child or None,
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child or None,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,

@@ -38,3 +38,34 @@ if redis.call('exists', KEYS[1]) == 1 then
 end
 return 0
 """
+
+#: Submissions that have not reached a terminal state yet: sorted set of task ids scored
+#: by submission time. The reconciler re-publishes those that vanished from Redis.
+PENDING = "conveyor:pending"
+#: Task id -> time the reconciler first missed it in the queues (second miss: re-publish).
+SUSPECTS = "conveyor:pending:suspects"
+#: Message header on a task the reconciler published again (workers check its result).
+REPUBLISHED_HEADER = "conveyor_republished"
+#: Lock so that only one reconciler pass runs at a time.
+RECONCILER_LOCK = "conveyor:reconciler:lock"
+#: Executions started per task id and retry ("<id>:<retries>"), for poison detection.
+DELIVERIES_PREFIX = "conveyor:deliveries:"
+#: Dead letters: hash entry id -> JSON, and a sorted set of ids by time.
+DLQ_ENTRIES = "conveyor:dlq:entries"
+DLQ_INDEX = "conveyor:dlq:index"
+
+
+def deliveries_key(task_id: str, retries: int) -> str:
+    """The counter of executions started for one delivery of a task."""
+    return f"{DELIVERIES_PREFIX}{task_id}:{retries}"
+
+
+#: A task reached a terminal state: set fields on its hash if it exists (as
+#: HSET_IF_EXISTS) and drop it from the pending set. KEYS: hash, pending set;
+#: ARGV: task id, then field/value pairs.
+FINISH = """
+if #ARGV > 1 and redis.call('exists', KEYS[1]) == 1 then
+  redis.call('hset', KEYS[1], unpack(ARGV, 2))
+end
+return redis.call('zrem', KEYS[2], ARGV[1])
+"""

@@ -51,16 +51,29 @@ class Settings(BaseSettings):
     #: How long results stay in Redis (seconds).
     result_expires: int = Field(86_400, ge=60)
     #: Hard and soft time limits for every task (seconds).
-    task_time_limit: int = Field(300, ge=1)
-    task_soft_time_limit: int = Field(270, ge=1)
+    task_time_limit: int = Field(240, ge=1)
+    task_soft_time_limit: int = Field(225, ge=1)
     #: Seconds before Redis redelivers a message that a worker took but never acknowledged.
-    visibility_timeout: int = Field(3_600, ge=60)
+    #: It bounds how long the tasks of a SIGKILLed worker wait before they run again.
+    visibility_timeout: int = Field(600, ge=10)
+    #: Seconds between the workers' sweeps for messages past the visibility timeout.
+    restore_interval: int = Field(10, ge=1, le=300)
     #: Seconds of soft shutdown after a cold shutdown starts (Celery 5.5+; 0 disables).
     worker_soft_shutdown_timeout: float = Field(30.0, ge=0)
     worker_prefetch_multiplier: int = Field(1, ge=1)
     #: Longest countdown or farthest ETA accepted (seconds). A waiting ETA task sits
-    #: unacknowledged in a worker, so it must come due before the visibility timeout.
-    max_countdown: int = Field(3_000, ge=0)
+    #: unacknowledged in a worker, so it must come due and finish before the visibility
+    #: timeout.
+    max_countdown: int = Field(300, ge=0)
+    #: Recycle a worker's child process after this many tasks (0: never).
+    worker_max_tasks_per_child: int = Field(10_000, ge=0)
+    #: Recycle a child process once its resident memory passes this many KiB (0: never).
+    worker_max_memory_per_child: int = Field(262_144, ge=0)
+    #: Redis URL where the `tally` task counts executions (default: the result database).
+    tally_redis_url: str | None = None
+    #: Deliveries of one task id (each ending with its worker process dead) before it is
+    #: quarantined in the dead-letter store instead of crashing workers forever.
+    max_deliveries: int = Field(5, ge=1, le=100)
 
     @field_validator("redis_password")
     @classmethod
@@ -71,13 +84,31 @@ class Settings(BaseSettings):
     def _limits_fit(self) -> Settings:
         # A task still running when the visibility timeout expires is delivered again
         # to another worker: the limit must end it first.
-        if self.task_soft_time_limit > self.task_time_limit:
-            raise ValueError("TASK_SOFT_TIME_LIMIT must not exceed TASK_TIME_LIMIT")
-        if self.task_time_limit >= self.visibility_timeout:
-            raise ValueError("TASK_TIME_LIMIT must be shorter than VISIBILITY_TIMEOUT")
-        if self.max_countdown >= self.visibility_timeout:
-            raise ValueError("MAX_COUNTDOWN must be shorter than VISIBILITY_TIMEOUT")
+        if problems := self.delivery_problems():
+            raise ValueError("; ".join(problems))
         return self
+
+    def delivery_problems(self) -> list[str]:
+        """Limits that would make a task run twice or be killed early; empty when sound."""
+        problems = []
+        if self.task_soft_time_limit > self.task_time_limit:
+            problems.append(
+                f"TASK_SOFT_TIME_LIMIT ({self.task_soft_time_limit}) must not exceed "
+                f"TASK_TIME_LIMIT ({self.task_time_limit})"
+            )
+        if self.task_time_limit >= self.visibility_timeout:
+            problems.append(
+                f"TASK_TIME_LIMIT ({self.task_time_limit} s) must be shorter than "
+                f"VISIBILITY_TIMEOUT ({self.visibility_timeout} s): a task still running when "
+                "the visibility timeout passes is delivered again and runs twice"
+            )
+        elif self.max_countdown + self.task_time_limit >= self.visibility_timeout:
+            problems.append(
+                f"MAX_COUNTDOWN + TASK_TIME_LIMIT ({self.max_countdown} + {self.task_time_limit}"
+                f" s) must be shorter than VISIBILITY_TIMEOUT ({self.visibility_timeout} s): "
+                "a delayed task waits unacknowledged in a worker, then runs"
+            )
+        return problems
 
     def redis_url(self, db: int) -> str:
         """The Redis URL for one database, with the password quoted for a URL."""
@@ -122,6 +153,16 @@ class ProducerSettings(Settings):
     @classmethod
     def _api_key_is_real(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         return check_secret(value, "CONVEYOR_API_KEY", info.data.get("environment", "production"))
+
+
+class ReconcilerSettings(Settings):
+    """Settings of the reconciler, which publishes again tasks that vanished."""
+
+    #: Seconds between passes.
+    reconcile_interval: float = Field(15.0, ge=1, le=3_600)
+    #: Seconds a submission may be unaccounted for before it is looked for; two passes
+    #: in a row must miss it before it is published again.
+    reconcile_grace: float = Field(30.0, ge=5)
 
 
 class FlowerSettings(Settings):

@@ -16,16 +16,17 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.signals import task_postrun, task_prerun, task_received
+from celery.signals import task_postrun, task_prerun, task_received, task_revoked
 
-from conveyor_core.ledger_keys import HSET_IF_EXISTS, task_key
+from conveyor_core.ledger_keys import FINISH, HSET_IF_EXISTS, PENDING, task_key
 from conveyor_core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def _client() -> redis.Redis:
+def result_client() -> redis.Redis:
+    """The result-database client of this process (where the ledger lives)."""
     # One client per process (prefork children each get their own after the fork,
     # since the cache is filled on first use in the child).
     settings = get_settings()
@@ -44,7 +45,7 @@ def record(task_id: str | None, **fields: Any) -> None:
     for name, value in fields.items():
         values += [name, value if isinstance(value, str | int | float) else json.dumps(value)]
     try:
-        _client().eval(HSET_IF_EXISTS, 1, task_key(task_id), *values)
+        result_client().eval(HSET_IF_EXISTS, 1, task_key(task_id), *values)
     except redis.RedisError as exc:
         logger.warning("could not record %s for task %s: %s", sorted(fields), task_id, exc)
 
@@ -78,6 +79,32 @@ def _on_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     record(task_id, started_at=time.time(), retries=retries)
 
 
+#: States after which a task will not run again (IGNORED: a republished copy skipped).
+TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
+
+
 @task_postrun.connect
-def _on_finished(task_id: str | None = None, **_: Any) -> None:
-    record(task_id, finished_at=time.time())
+def _on_finished(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
+    if state in TERMINAL_STATES:
+        settle(task_id, finished_at=time.time())
+    else:  # RETRY: a new message with the same id is on its way
+        record(task_id, finished_at=time.time())
+
+
+@task_revoked.connect
+def _on_revoked(request: Any = None, **_: Any) -> None:
+    settle(getattr(request, "id", None))
+
+
+def settle(task_id: str | None, **fields: Any) -> None:
+    """A task reached a terminal state: record fields, and the reconciler may forget it."""
+    if not task_id:
+        return
+    values: list[Any] = [task_id]
+    for name, value in fields.items():
+        values += [name, value]
+    try:
+        result_client().eval(FINISH, 2, task_key(task_id), PENDING, *values)
+    except redis.RedisError as exc:
+        # The reconciler finds the result and forgets the task anyway.
+        logger.warning("could not settle task %s: %s", task_id, exc)

@@ -5,5 +5,7 @@ from conveyor_worker import tasks
 from conveyor_worker.heartbeat import Heartbeat
 
 app.steps["consumer"].add(Heartbeat)
+# Messages that cannot run are dead-lettered before Celery drops them.
+app.conf.worker_consumer = "conveyor_worker.dead_lettering:DeadLetteringConsumer"
 
 __all__ = ["app", "tasks"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +13,9 @@ from celery import Task
 from conveyor_core.catalog import CATALOG, TaskSpec
 from conveyor_core.celery_app import app
 from conveyor_core.errors import TaskFailedError
+from conveyor_worker.dead_lettering import guard
 from conveyor_worker.lifecycle import ProgressReporter
+from conveyor_worker.tally import TALLY_EXECUTED, TALLY_RUNS, tally_client
 
 
 class CatalogTask(Task[Any, Any]):
@@ -25,7 +29,12 @@ class CatalogTask(Task[Any, Any]):
     spec: TaskSpec
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task with its arguments validated and passed by name."""
+        """Run the task with its arguments validated and passed by name.
+
+        A poison message is quarantined and a republished copy of a finished task is
+        skipped first (`dead_lettering.guard`).
+        """
+        guard(self)
         return super().__call__(**self.spec.bind(args, kwargs))
 
 
@@ -79,3 +88,21 @@ def progress(steps: int, delay: float) -> dict[str, int]:
 def fail(message: str) -> None:
     """Fail on purpose."""
     raise TaskFailedError(message)
+
+
+@catalog_task("crash")
+def crash() -> None:
+    """Kill the process running this task: a poison message, quarantined after a few tries."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@catalog_task("tally")
+def tally(delay: float) -> int:
+    """Count this execution of this task id in the tally store; return the count so far."""
+    time.sleep(delay)
+    task_id = tally.request.id or ""
+    pipe = tally_client().pipeline(transaction=True)
+    pipe.sadd(TALLY_EXECUTED, task_id)
+    pipe.hincrby(TALLY_RUNS, task_id, 1)
+    _, runs = pipe.execute()
+    return int(runs)
