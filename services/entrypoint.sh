@@ -8,12 +8,20 @@ set -eu
 role=${1:-}
 [ $# -gt 0 ] && shift
 
+# Refuse settings that would lose or duplicate tasks before the service starts
+# (exit 2, naming the setting); CONVEYOR_SKIP_PREFLIGHT=1 is for debugging only.
+preflight() {
+  [ "${CONVEYOR_SKIP_PREFLIGHT:-0}" = 1 ] || python -m conveyor_core.preflight "$1"
+}
+
 case "$role" in
   producer)
+    preflight producer
     exec gunicorn --config python:conveyor_producer.gunicorn_conf \
       'conveyor_producer.api:create_api()' "$@"
     ;;
   worker)
+    preflight worker
     # %h is the container's hostname, so every replica gets its own node name.
     exec celery --app conveyor_worker.main worker \
       --loglevel "${LOG_LEVEL:-INFO}" \
@@ -25,13 +33,18 @@ case "$role" in
       "$@"
     ;;
   flower)
+    preflight flower
     exec celery --app conveyor_core.celery_app flower --conf=/app/flowerconfig.py "$@"
+    ;;
+  reconciler)
+    preflight reconciler
+    exec python -m conveyor_reconciler.main "$@"
     ;;
   mailbox)
     exec python -m conveyor_mailbox.server "$@"
     ;;
   "")
-    echo "usage: conveyor-entrypoint producer|worker|flower|mailbox|COMMAND [ARGS...]" >&2
+    echo "usage: conveyor-entrypoint producer|worker|reconciler|flower|mailbox|COMMAND [ARGS...]" >&2
     exit 64
     ;;
   *)

@@ -357,6 +357,35 @@ def cmd_recent(opts: argparse.Namespace, client: httpx.Client) -> int:
     return 0
 
 
+def cmd_dlq(opts: argparse.Namespace, client: httpx.Client) -> int:
+    """List, show, replay or purge dead letters."""
+    if opts.action == "list":
+        data = call(client, "GET", "/api/v1/dead-letters", params={"limit": opts.limit})
+        rows = [
+            {**e, "task": e["task"] or "-", "error": (e["error"] or "")[:60]}
+            for e in data["entries"]
+        ]
+        show(opts, data, ["id", "reason", "task", "attempts", "error"], rows)
+        if not opts.json:
+            print(f"{data['count']} dead letter(s)")
+        return 0
+    if opts.action == "show":
+        if len(opts.ids) != 1:
+            raise CliError("dlq show takes one id", EXIT_USAGE)
+        show(opts, call(client, "GET", f"/api/v1/dead-letters/{opts.ids[0]}"))
+        return 0
+    if opts.action == "replay":
+        body = {"ids": opts.ids} if opts.ids else {}
+        data = call(client, "POST", "/api/v1/dead-letters/replay", json=body)
+        rows = [{"id": old, "outcome": f"new task {new}"} for old, new in data["replayed"].items()]
+        rows += [{"id": old, "outcome": f"skipped: {why}"} for old, why in data["skipped"].items()]
+        show(opts, data, ["id", "outcome"], rows)
+        return 0 if not data["skipped"] else EXIT_API_ERROR
+    data = call(client, "DELETE", "/api/v1/dead-letters")
+    show(opts, data)
+    return 0
+
+
 # ---- parser -------------------------------------------------------------------------
 
 
@@ -410,6 +439,10 @@ def parser() -> argparse.ArgumentParser:
     add("catalog", cmd_catalog, "the tasks workers run, with their arguments")
     recent = add("recent", cmd_recent, "the newest submissions")
     recent.add_argument("--limit", type=int, default=20)
+    dlq = add("dlq", cmd_dlq, "dead letters: conveyor dlq list|show ID|replay [ID...]|purge")
+    dlq.add_argument("action", choices=["list", "show", "replay", "purge"])
+    dlq.add_argument("ids", nargs="*", help="entry ids (replay: none means all)")
+    dlq.add_argument("--limit", type=int, default=50)
     return root
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from conveyor_core.ledger_keys import RECENT, idempotency_key, task_key, workflow_key
+from conveyor_core.ledger_keys import PENDING, RECENT, idempotency_key, task_key, workflow_key
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Issued:
     id: str
     task: str
     queue: str
+    #: How to publish it again (`submission.replay_call`), for the reconciler.
+    call: dict[str, Any] | None = None
 
 
 class Ledger:
@@ -35,9 +37,14 @@ class Ledger:
         self.recent_max = recent_max
 
     def issue(self, entries: Sequence[Issued], workflow: str | None = None) -> None:
-        """Record ids before their messages are published, so a fast worker finds them."""
+        """Record ids before their messages are published, so a fast worker finds them.
+
+        Standalone tasks (not workflow steps, whose messages Celery's canvas publishes)
+        are also kept with their call in the pending set until a worker settles them:
+        the reconciler publishes again any that vanish from Redis.
+        """
         now = time.time()
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=True)
         for entry in entries:
             fields: dict[Any, str | float] = {
                 "task": entry.task,
@@ -46,8 +53,13 @@ class Ledger:
             }
             if workflow:
                 fields["workflow"] = workflow
+            elif entry.call is not None:
+                fields["call"] = json.dumps(entry.call)
             pipe.hset(task_key(entry.id), mapping=fields)
             pipe.expire(task_key(entry.id), self.ttl)
+        pending = {e.id: now for e in entries if e.call is not None and not workflow}
+        if pending:
+            pipe.zadd(PENDING, pending)
         recent = [json.dumps({"id": e.id, "task": e.task, "submitted_at": now}) for e in entries]
         # Only the newest recent_max entries matter; pushing more would be trimmed anyway.
         pipe.lpush(RECENT, *recent[-self.recent_max :])

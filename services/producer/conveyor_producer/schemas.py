@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from conveyor_core.dead_letters import DeadLetter
+
 
 class Strict(BaseModel):
     """Unknown fields are an error, not silently ignored."""
@@ -195,3 +197,29 @@ class Health(BaseModel):
     """Health of the producer and its broker."""
 
     status: str
+
+
+class DeadLetterList(BaseModel):
+    """A page of the dead-letter store, newest first."""
+
+    count: int = Field(description="Entries in the store")
+    entries: list[DeadLetter]
+
+
+class ReplayRequest(Strict):
+    """Which dead letters to send again; none given means all of them."""
+
+    ids: list[str] | None = Field(None, max_length=10_000, examples=[None])
+
+
+class Replayed(BaseModel):
+    """What a replay did: entry id -> new task id, and entry id -> why it was skipped."""
+
+    replayed: dict[str, str]
+    skipped: dict[str, str]
+
+
+class Purged(BaseModel):
+    """How many dead letters were deleted."""
+
+    purged: int

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -12,9 +13,11 @@ from celery.canvas import Signature
 
 from conveyor_core.catalog import TaskSpec, known_queues, lookup
 from conveyor_core.errors import InvalidArgumentsError
-from conveyor_producer.errors import ApiError
+from conveyor_producer.errors import BROKER_ERRORS, ApiError
 from conveyor_producer.ledger import Issued
 from conveyor_producer.schemas import TaskCall, TaskRequest
+
+logger = logging.getLogger(__name__)
 
 
 def spec_for(name: str, field: str) -> TaskSpec:
@@ -42,7 +45,29 @@ def signature(
     queue = options.pop("queue", None) or spec.queue
     task_id = str(uuid.uuid4())
     sig = celery.signature(spec.celery_name, kwargs=kwargs, queue=queue, task_id=task_id, **options)
-    return sig, Issued(task_id, spec.name, queue)
+    return sig, Issued(task_id, spec.name, queue, replay_call(spec, kwargs, queue, options))
+
+
+def replay_call(
+    spec: TaskSpec, kwargs: dict[str, Any], queue: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """What the reconciler needs to publish this task again, as JSON-ready data.
+
+    Relative times become absolute, so a copy published later keeps the schedule.
+    """
+    now = datetime.now(UTC)
+    call_options: dict[str, Any] = {"queue": queue}
+    if options.get("priority") is not None:
+        call_options["priority"] = options["priority"]
+    for name in ("eta", "expires"):
+        value = options.get(name)
+        if isinstance(value, int | float):
+            value = now + timedelta(seconds=value)
+        if value is not None:
+            call_options[name] = value.isoformat()
+    if options.get("countdown") is not None:
+        call_options["eta"] = (now + timedelta(seconds=options["countdown"])).isoformat()
+    return {"task": spec.celery_name, "kwargs": kwargs, "options": call_options}
 
 
 def _future_seconds(value: float | datetime, field: str) -> float:
@@ -98,3 +123,21 @@ def publish_all(celery: Celery, signatures: Sequence[Signature[Any]]) -> None:
     with celery.producer_or_acquire() as producer, producer.batch(PUBLISH_PIPELINE_SIZE):
         for sig in signatures:
             sig.apply_async(producer=producer)
+
+
+def publish_recorded(publish: Callable[[], Any], ids: Sequence[str]) -> None:
+    """Publish tasks already recorded as pending; a broker error is logged, not raised.
+
+    The submission was accepted once recorded. Had Redis failed before, the request
+    would have been a 503; failing now, a 503 would make the client send it again while
+    the reconciler also publishes the recorded copy: two runs. So the client gets its
+    202 and the reconciler publishes what did not make it.
+    """
+    try:
+        publish()
+    except BROKER_ERRORS as exc:
+        logger.warning(
+            "publishing %d recorded task(s) failed (%s); the reconciler will publish them",
+            len(ids),
+            exc,
+        )

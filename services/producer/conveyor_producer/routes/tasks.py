@@ -24,7 +24,7 @@ from conveyor_producer.schemas import (
     TaskStatus,
 )
 from conveyor_producer.status import task_status
-from conveyor_producer.submission import publish_all, publish_options, signature
+from conveyor_producer.submission import publish_all, publish_options, publish_recorded, signature
 
 
 def _fingerprint(request: TaskRequest) -> str:
@@ -70,12 +70,13 @@ def build(ctx: Context) -> APIRouter:
                 return Submitted(id=earlier_id)
         try:
             ctx.ledger.issue([issued])
-            sig.apply_async()
         except Exception:
             if key is not None:
                 ctx.ledger.release_idempotency(key)
             count_submissions(issued.task, "unavailable")
             raise
+        # Recorded means accepted: if the publish fails now, the reconciler publishes it.
+        publish_recorded(lambda: sig.apply_async(), [issued.id])
         count_submissions(issued.task, "accepted")
         return Submitted(id=issued.id)
 
@@ -90,7 +91,10 @@ def build(ctx: Context) -> APIRouter:
             for i, call in enumerate(request.tasks)
         ]
         ctx.ledger.issue([issued for _, issued in built])
-        publish_all(ctx.celery, [sig for sig, _ in built])
+        publish_recorded(
+            lambda: publish_all(ctx.celery, [sig for sig, _ in built]),
+            [issued.id for _, issued in built],
+        )
         for _, issued in built:
             count_submissions(issued.task, "accepted")
         return BatchSubmitted(ids=[issued.id for _, issued in built])

@@ -1,0 +1,1 @@
+"""The reconciler: publishes again accepted tasks that vanished from Redis."""

@@ -1,0 +1,247 @@
+"""Re-publish accepted tasks that are nowhere: not finished, not queued, not unacked.
+
+The producer records each standalone submission (its call included) in the pending set
+before it answers 202, and a worker removes it when the task reaches a terminal state.
+Between, the message is in a queue list, in kombu's `unacked` hash, or - for a moment -
+only in a worker's memory (BRPOP has taken it, the unacked write has not happened; a
+SIGKILL there loses it: celery#7950, kombu#305). A message can also be lost with the
+last second of Redis's append-only file, or never published (the producer accepted it,
+then Redis failed).
+
+Every pass looks at pending tasks older than a grace period: a task with a terminal
+result is forgotten; one found in no queue and no unacked entry becomes a suspect; a
+suspect missing again on the next pass is published again, with the same id and a
+header that lets a worker skip it if it succeeded in between. Two misses in a row
+rule out a message merely in flight between lists. A lock keeps replicas from doing
+the same pass twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from conveyor_core.catalog import known_queues
+from conveyor_core.celery_app import create_app, priority_lists
+from conveyor_core.dead_letters import redis_texts
+from conveyor_core.ledger_keys import (
+    PENDING,
+    RECONCILER_LOCK,
+    REPUBLISHED_HEADER,
+    SUSPECTS,
+    task_key,
+)
+from conveyor_core.settings import ReconcilerSettings
+
+logger = logging.getLogger("conveyor.reconciler")
+
+#: Celery states after which a task will not run again.
+TERMINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
+#: kombu's Redis transport keeps unacknowledged messages in this hash (delivery tag ->
+#: JSON [message, exchange, routing key]); see kombu/transport/redis.py `unacked_key`.
+UNACKED = "unacked"
+#: Pending ids examined per pass at most; the rest wait for the next pass.
+BATCH = 10_000
+#: Queue items fetched per LRANGE while scanning a queue.
+SCAN_CHUNK = 5_000
+
+
+@dataclass
+class PassReport:
+    """What one pass did, for the log and the tests."""
+
+    overdue: int = 0
+    settled: int = 0
+    present: int = 0
+    suspected: int = 0
+    republished: list[str] = field(default_factory=list)
+    forgotten: int = 0
+
+
+class Reconciler:
+    """One reconciler, over the broker and result databases of one Redis."""
+
+    def __init__(self, settings: ReconcilerSettings, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.app = app or create_app(settings)
+        options = {"socket_timeout": settings.redis_socket_timeout, "socket_connect_timeout": 2}
+        self.broker = redis.Redis.from_url(settings.broker_url, **options)
+        self.results = redis.Redis.from_url(settings.result_backend_url, **options)
+
+    def run_pass(self, now: float | None = None) -> PassReport:
+        """One reconciliation pass (skipped, empty, when another replica holds the lock)."""
+        now = time.time() if now is None else now
+        report = PassReport()
+        lock_ttl = max(int(self.settings.reconcile_interval * 4), 30)
+        if not self.results.set(RECONCILER_LOCK, "1", nx=True, ex=lock_ttl):
+            return report
+        try:
+            self._reconcile(now, report)
+        finally:
+            self.results.delete(RECONCILER_LOCK)
+        return report
+
+    def _reconcile(self, now: float, report: PassReport) -> None:
+        # Pending entries older than the ledger's lifetime have lost their call anyway.
+        report.forgotten = int(
+            self.results.zremrangebyscore(PENDING, "-inf", now - self.settings.result_expires)
+        )
+        overdue = redis_texts(
+            self.results.zrangebyscore(
+                PENDING, "-inf", now - self.settings.reconcile_grace, start=0, num=BATCH
+            )
+        )
+        report.overdue = len(overdue)
+        if not overdue:
+            self.results.delete(SUSPECTS)
+            return
+        # Broker first, results second: a task that finishes in between is then seen
+        # as finished rather than as missing.
+        in_broker = self.ids_in_broker()
+        unsettled = self._drop_settled(overdue, report)
+        missing = [i for i in unsettled if i not in in_broker]
+        report.present = len(unsettled) - len(missing)
+        suspects = self._suspects()
+        again = [i for i in missing if i in suspects]
+        fresh = [i for i in missing if i not in suspects]
+        pipe = self.results.pipeline(transaction=False)
+        pipe.delete(SUSPECTS)
+        if fresh:
+            pipe.hset(SUSPECTS, mapping=dict.fromkeys(fresh, now))
+        pipe.execute()
+        report.suspected = len(fresh)
+        for task_id in again:
+            if self.republish(task_id, now):
+                report.republished.append(task_id)
+
+    def _drop_settled(self, ids: list[str], report: PassReport) -> list[str]:
+        """Forget ids whose result is terminal; return the others."""
+        pipe = self.results.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.get(f"celery-task-meta-{task_id}")
+        settled: list[str] = []
+        unsettled: list[str] = []
+        for task_id, raw in zip(ids, pipe.execute(), strict=True):
+            status = json.loads(raw).get("status") if raw else None
+            (settled if status in TERMINAL else unsettled).append(task_id)
+        if settled:
+            self.results.zrem(PENDING, *settled)
+        report.settled = len(settled)
+        return unsettled
+
+    def _suspects(self) -> set[str]:
+        return set(redis_texts(self.results.hkeys(SUSPECTS)))
+
+    def ids_in_broker(self) -> set[str]:
+        """Task ids of every message waiting in a queue or unacknowledged."""
+        ids: set[str] = set()
+        for queue in known_queues():
+            for key in priority_lists(queue):
+                start = 0
+                while True:
+                    chunk = self.broker.lrange(key, start, start + SCAN_CHUNK - 1)
+                    ids.update(_message_ids(chunk))  # type: ignore[arg-type]
+                    if len(chunk) < SCAN_CHUNK:
+                        break
+                    start += SCAN_CHUNK
+        for _, raw in self.broker.hscan_iter(UNACKED, count=1_000):
+            try:
+                message = json.loads(raw)[0]  # [message, exchange, routing key]
+            except (ValueError, IndexError, TypeError):
+                continue
+            ids.update(_ids_of([message]))
+        return ids
+
+    def republish(self, task_id: str, now: float) -> bool:
+        """Publish a pending task again from its recorded call; False if it has none."""
+        raw = self.results.hget(task_key(task_id), "call")
+        if not raw:
+            logger.warning("pending task %s has no recorded call; forgetting it", task_id)
+            self.results.zrem(PENDING, task_id)
+            return False
+        call = json.loads(raw)
+        options = dict(call.get("options", {}))
+        for name in ("eta", "expires"):
+            if name in options:
+                options[name] = datetime.fromisoformat(options[name])
+        self.app.send_task(
+            call["task"],
+            kwargs=call.get("kwargs", {}),
+            task_id=task_id,
+            headers={REPUBLISHED_HEADER: True},
+            **options,
+        )
+        pipe = self.results.pipeline(transaction=False)
+        pipe.hincrby(task_key(task_id), "republished", 1)
+        pipe.zadd(PENDING, {task_id: now})  # a full grace period before it is checked again
+        pipe.execute()
+        logger.warning("republished task %s (%s): it was in no queue", task_id, call["task"])
+        return True
+
+
+def _message_ids(raw_messages: Iterable[bytes]) -> Iterable[str]:
+    """Task ids of raw queue items (JSON kombu messages); unreadable ones are skipped."""
+    messages = []
+    for raw in raw_messages:
+        try:
+            messages.append(json.loads(raw))
+        except ValueError:
+            continue
+    return _ids_of(messages)
+
+
+def _ids_of(messages: Iterable[Any]) -> Iterable[str]:
+    for message in messages:
+        headers = message.get("headers") if isinstance(message, dict) else None
+        if isinstance(headers, dict) and isinstance(headers.get("id"), str):
+            yield headers["id"]
+
+
+#: File the container healthcheck reads: touched after every pass that reached Redis.
+HEARTBEAT_FILE = Path("/tmp/conveyor-reconciler.heartbeat")  # noqa: S108
+
+
+def main() -> int:
+    """Run passes every RECONCILE_INTERVAL seconds until SIGTERM."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ReconcilerSettings()
+    reconciler = Reconciler(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    logger.info(
+        "reconciling every %.0f s, grace %.0f s",
+        settings.reconcile_interval,
+        settings.reconcile_grace,
+    )
+    while not stop.is_set():
+        try:
+            report = reconciler.run_pass()
+        except (redis.RedisError, OperationalError, OSError) as exc:
+            logger.warning("pass skipped, Redis did not answer: %s", exc)
+        else:
+            HEARTBEAT_FILE.touch()
+            if report.republished or report.suspected:
+                logger.info("pass: %s", report)
+        stop.wait(settings.reconcile_interval)
+    logger.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
