@@ -147,9 +147,7 @@ def test_unknown_and_undecodable_messages_are_set_aside(
 # ---- reconciler ---------------------------------------------------------------------------
 
 
-def _settings_kwargs(
-    server: RedisServer, broker_db: int = 0, result_db: int = 1
-) -> dict[str, Any]:
+def _settings_kwargs(server: RedisServer, broker_db: int = 0, result_db: int = 1) -> dict[str, Any]:
     return {
         "redis_host": server.host,
         "redis_port": server.port,

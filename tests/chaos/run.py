@@ -1,0 +1,342 @@
+"""The chaos suite: submit tasks while killing workers, restarting Redis and the producer.
+
+    python -m tests.chaos.run --tasks 20000 --kills 10        (what `make chaos` runs)
+
+It brings up its own stack (project `conveyor-chaos`, the compose file plus
+`compose.chaos.yml`: a tally Redis that no fault touches, and short time limits), submits
+`tally` tasks in batches over the HTTP API while a fault thread SIGKILLs a random worker
+container every few seconds, scales the workers up and down, restarts Redis once and the
+producer once. Then it waits until every accepted task has run, or until nothing new has
+run for a while, and reports: accepted, executed, lost (accepted but never run),
+duplicated (runs beyond the first), faults, and the time from the last fault until the
+last task ran. The report is printed and written as JSON to .build/chaos/.
+`--no-persistence` runs Redis without its append-only file: the negative control, which
+must report losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from tests.helpers import ROOT, read_env_file
+
+PROJECT = "conveyor-chaos"
+CHAOS_DIR = Path(__file__).resolve().parent
+REPORT_DIR = ROOT / ".build" / "chaos"
+PORTS = {"PRODUCER_PORT": "28000", "FLOWER_PORT": "25555", "MAILBOX_PORT": "28025"}
+#: Limits that bring a SIGKILLed worker's tasks back in about half a minute
+#: (MAX_COUNTDOWN + TASK_TIME_LIMIT < VISIBILITY_TIMEOUT still holds).
+LIMITS = {
+    "VISIBILITY_TIMEOUT": "30",
+    "TASK_TIME_LIMIT": "10",
+    "TASK_SOFT_TIME_LIMIT": "8",
+    "MAX_COUNTDOWN": "10",
+    "RESTORE_INTERVAL": "5",
+    "RECONCILE_INTERVAL": "5",
+    "RECONCILE_GRACE": "10",
+    "WORKER_STOP_GRACE_PERIOD": "20s",
+}
+TALLY_EXECUTED = "conveyor:tally:executed"
+TALLY_RUNS = "conveyor:tally:runs"
+
+
+@dataclass
+class Report:
+    """What a chaos run saw."""
+
+    tasks_requested: int
+    persistence: bool
+    accepted: int = 0
+    executed: int = 0
+    lost: int = 0
+    duplicated_runs: int = 0
+    tasks_run_more_than_once: int = 0
+    executed_but_not_accepted: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    fault_log: list[str] = field(default_factory=list)
+    submit_seconds: float = 0.0
+    drain_after_last_fault_seconds: float | None = None
+    total_seconds: float = 0.0
+    limits: dict[str, str] = field(default_factory=lambda: dict(LIMITS))
+    lost_sample: list[str] = field(default_factory=list)
+
+
+class Stack:
+    """The chaos compose project, driven with `make` and `docker compose`."""
+
+    def __init__(self, persistence: bool) -> None:
+        files = ["docker-compose.yml", str(CHAOS_DIR / "compose.chaos.yml")]
+        if not persistence:
+            files.append(str(CHAOS_DIR / "compose.no-persistence.yml"))
+        self.env = {
+            **os.environ,
+            # The base images `make up` chose (air-gapped stand-ins when no registry).
+            **read_env_file(ROOT / ".build" / "bases.env"),
+            **PORTS,
+            **LIMITS,
+            "COMPOSE_PROJECT_NAME": PROJECT,
+            "COMPOSE_FILE": os.pathsep.join(files),
+        }
+
+    def run(self, *command: str, check: bool = True, timeout: float = 900) -> str:
+        """Run a command in the project folder with the chaos environment."""
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr}")
+        return done.stdout
+
+    def compose(self, *args: str, check: bool = True) -> str:
+        """`docker compose ARGS` on the chaos project."""
+        return self.run("docker", "compose", *args, check=check)
+
+    def up(self, workers: int) -> None:
+        """Start from nothing (volumes too), with `workers` worker containers."""
+        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        self.run("make", "up")
+        self.scale(workers)
+
+    def scale(self, workers: int) -> None:
+        """Run exactly `workers` worker containers."""
+        scale = f"worker={workers}"
+        self.compose("up", "--detach", "--no-build", "--no-recreate", "--scale", scale, "worker")
+
+    def worker_ids(self) -> list[str]:
+        """Ids of the running worker containers."""
+        return self.compose("ps", "--quiet", "--status", "running", "worker").split()
+
+    def down(self) -> None:
+        """Remove the project with its volumes."""
+        self.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def tally(self) -> redis.Redis:
+        """A client of the tally Redis, through its loopback port."""
+        host, _, port = self.compose("port", "tally", "6379").strip().rpartition(":")
+        password = read_env_file(ROOT / ".env")["REDIS_PASSWORD"]
+        return redis.Redis(host=host, port=int(port), password=password)
+
+    def api(self) -> httpx.Client:
+        """An authenticated client of the producer API."""
+        key = read_env_file(ROOT / ".env")["CONVEYOR_API_KEY"]
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
+
+def fault_plan(kills: int) -> list[str]:
+    """Kills, with a scale-up, a Redis restart, a producer restart and a scale-down among them."""
+    plan = ["kill"] * kills
+    extras = ["scale:4", "restart:redis", "restart:producer", "scale:2"]
+    for position, fault in enumerate(extras, start=1):
+        plan.insert(min(len(plan), position * kills // (len(extras) + 1) + position - 1), fault)
+    return plan
+
+
+class Faults(threading.Thread):
+    """Injects the planned faults, `interval` seconds apart, while tasks run."""
+
+    def __init__(self, stack: Stack, report: Report, kills: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.report = stack, report
+        self.plan = fault_plan(kills)
+        self.interval = interval
+        self.last_fault = time.monotonic()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Inject every planned fault; an error is kept for the main thread."""
+        rng = random.Random(7)
+        try:
+            for fault in self.plan:
+                time.sleep(self.interval)
+                self._inject(fault, rng)
+                self.last_fault = time.monotonic()
+        except BaseException as exc:  # re-raised by the main thread
+            self.error = exc
+
+    def _inject(self, fault: str, rng: random.Random) -> None:
+        started = time.monotonic()
+        kind, _, arg = fault.partition(":")
+        if kind == "kill":
+            ids = self.stack.worker_ids()
+            if not ids:
+                self.report.fault_log.append("kill: no running worker")
+                return
+            victim = rng.choice(ids)
+            # SIGKILL the whole container, as the OOM killer or a lost node would;
+            # its restart policy brings it back.
+            self.stack.run("docker", "kill", "--signal", "KILL", victim)
+            arg = victim[:12]
+        elif kind == "scale":
+            self.stack.scale(int(arg))
+        elif kind == "restart":
+            self.stack.compose("restart", arg)
+        self.report.faults[kind] = self.report.faults.get(kind, 0) + 1
+        took = time.monotonic() - started
+        self.report.fault_log.append(f"{kind} {arg} ({took:.1f} s)")
+        print(f"chaos: {kind} {arg}", file=sys.stderr, flush=True)
+
+
+def submit(api: httpx.Client, count: int, batch: int, delay: float) -> list[str]:
+    """Submit `count` tally tasks in batches; retry a batch until it is accepted.
+
+    A batch whose request failed without an answer is sent again with new ids: any
+    copy that ran anyway shows as executed-but-not-accepted, never as lost.
+    """
+    accepted: list[str] = []
+    while len(accepted) < count:
+        size = min(batch, count - len(accepted))
+        body = {"tasks": [{"task": "tally", "kwargs": {"delay": delay}}] * size}
+        try:
+            response = api.post("/api/v1/tasks/batch", json=body)
+        except httpx.HTTPError:
+            time.sleep(0.5)
+            continue
+        if response.status_code != 202:
+            time.sleep(0.5)
+            continue
+        accepted += response.json()["ids"]
+    return accepted
+
+
+def wait_for_drain(
+    tally: redis.Redis, accepted: set[str], stall: float
+) -> tuple[set[str], float | None]:
+    """Poll the tally until every accepted id ran, or nothing new ran for `stall` seconds.
+
+    Returns the executed ids and when (monotonic) the last accepted one was first seen.
+    """
+    last_progress: float | None = None
+    waiting_since = time.monotonic()
+    seen = 0
+    while True:
+        executed = {i.decode() for i in tally.smembers(TALLY_EXECUTED)}  # type: ignore[union-attr]
+        done = len(accepted & executed)
+        if done > seen:
+            seen, last_progress = done, time.monotonic()
+        if done == len(accepted) or time.monotonic() - (last_progress or waiting_since) > stall:
+            return executed, last_progress
+        time.sleep(1)
+
+
+def run(
+    tasks: int,
+    kills: int,
+    interval: float,
+    *,
+    persistence: bool = True,
+    workers: int = 3,
+    batch: int = 500,
+    delay: float = 0.0,
+    stall: float = 120,
+    keep: bool = False,
+) -> Report:
+    """One chaos run; returns its report (also printed and written as JSON)."""
+    report = Report(tasks_requested=tasks, persistence=persistence)
+    stack = Stack(persistence)
+    started = time.monotonic()
+    stack.up(workers)
+    try:
+        tally = stack.tally()
+        faults = Faults(stack, report, kills, interval)
+        faults.start()
+        with stack.api() as api:
+            accepted = submit(api, tasks, batch, delay)
+        report.submit_seconds = round(time.monotonic() - started, 1)
+        faults.join()
+        if faults.error is not None:
+            raise faults.error
+        executed, last_progress = wait_for_drain(tally, set(accepted), stall)
+        tally_up(report, tally, accepted, executed)
+        if report.lost == 0 and last_progress is not None:
+            report.drain_after_last_fault_seconds = round(
+                max(0.0, last_progress - faults.last_fault), 1
+            )
+        report.total_seconds = round(time.monotonic() - started, 1)
+    finally:
+        if not keep:
+            stack.down()
+    write(report)
+    return report
+
+
+def tally_up(report: Report, tally: redis.Redis, accepted: list[str], executed: set[str]) -> None:
+    """Fill the report's counts from the tally store."""
+    raw_runs: dict[bytes, bytes] = tally.hgetall(TALLY_RUNS)  # type: ignore[assignment]
+    runs = {k.decode(): int(v) for k, v in raw_runs.items()}
+    wanted = set(accepted)
+    lost = sorted(wanted - executed)
+    report.accepted = len(wanted)
+    report.executed = len(wanted & executed)
+    report.lost = len(lost)
+    report.lost_sample = lost[:10]
+    report.duplicated_runs = sum(n - 1 for i, n in runs.items() if i in wanted and n > 1)
+    report.tasks_run_more_than_once = sum(1 for i, n in runs.items() if i in wanted and n > 1)
+    report.executed_but_not_accepted = len(executed - wanted)
+
+
+def write(report: Report) -> Path:
+    """Print the report and write it as JSON under .build/chaos/."""
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    kind = "chaos" if report.persistence else "chaos-no-persistence"
+    path = REPORT_DIR / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    text = json.dumps(asdict(report), indent=2)
+    path.write_text(text + "\n")
+    print(text)
+    print(f"chaos: report written to {path.relative_to(ROOT)}", file=sys.stderr)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; exit 1 when tasks were lost (for the negative control: when none were)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--interval", type=float, default=4.0, help="seconds between faults")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each task sleeps")
+    parser.add_argument(
+        "--stall", type=float, default=120, help="give up after this long without progress"
+    )
+    parser.add_argument("--no-persistence", action="store_true", help="negative control")
+    parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    opts = parser.parse_args(argv)
+    report = run(
+        opts.tasks,
+        opts.kills,
+        opts.interval,
+        persistence=not opts.no_persistence,
+        workers=opts.workers,
+        delay=opts.delay,
+        stall=opts.stall,
+        keep=opts.keep,
+    )
+    if opts.no_persistence:
+        print(f"chaos: negative control lost {report.lost} task(s)", file=sys.stderr)
+        return 0 if report.lost > 0 else 1
+    return 0 if report.lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
