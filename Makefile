@@ -59,9 +59,9 @@ kill: docker-check ## Stop immediately with SIGKILL (acks_late: unfinished tasks
 	$(DC) kill --signal SIGKILL
 
 .PHONY: restart
-restart: docker-check .env ## Graceful stop, then start again and wait for health
-	$(DC) stop
-	$(DC) up --detach --wait --no-build
+restart: docker-check .env ## Graceful stop, then start again and wait (SERVICE=redis for one)
+	$(DC) stop $(SERVICE)
+	$(DC) up --detach --wait --no-build $(SERVICE)
 
 .PHONY: scale
 scale: docker-check .env ## Run WORKERS replicas of SERVICE (default worker): make scale WORKERS=3
@@ -108,6 +108,22 @@ inspect: docker-check ## Workers' ping, active, reserved and stats, and queue le
 .PHONY: queues
 queues: docker-check ## Print each queue's length (messages waiting, all priorities)
 	@$(DC) exec -T producer conveyor queues
+
+.PHONY: dlq
+dlq: docker-check ## List the dead-letter store (failed, quarantined, unrunnable tasks)
+	@$(DC) exec -T producer conveyor dlq list $(ARGS)
+
+.PHONY: dlq-replay
+dlq-replay: docker-check ## Submit dead letters again: all, or ID=<entry id>
+	@$(DC) exec -T producer conveyor dlq replay $(ID)
+
+.PHONY: dlq-purge
+dlq-purge: docker-check ## Delete every dead letter (asks first; FORCE=1 does not ask)
+	@if [ "$(FORCE)" != 1 ]; then \
+		read -r -p "Delete every dead letter? [y/N] " answer; \
+		[[ "$$answer" =~ ^[yY]$$ ]] || { echo "nothing purged"; exit 0; }; \
+	fi; \
+	$(DC) exec -T producer conveyor dlq purge
 
 .PHONY: purge
 purge: docker-check ## Delete every waiting task (asks first; FORCE=1 does not ask)
@@ -169,6 +185,10 @@ venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
 .PHONY: test
 test: venv docker-check .env images ## Run every test: unit, integration (real Redis + workers), e2e (whole stack)
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: chaos
+chaos: venv docker-check .env images ## Chaos suite: TASKS=20000 with worker SIGKILLs, Redis and producer restarts (CHAOS_ARGS=--no-persistence: negative control)
+	$(VENV)/bin/python -m tests.chaos.run --tasks $(or $(TASKS),20000) --kills $(or $(KILLS),10) $(CHAOS_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## Run the unit tests only (no Docker)
