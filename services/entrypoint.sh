@@ -10,8 +10,17 @@ role=${1:-}
 
 # Refuse settings that would lose or duplicate tasks before the service starts
 # (exit 2, naming the setting); CONVEYOR_SKIP_PREFLIGHT=1 is for debugging only.
+# The check runs in the background so that this shell (PID 1, which ignores signals it
+# has no trap for) still stops at once on `docker stop` while it waits for Redis.
 preflight() {
-  [ "${CONVEYOR_SKIP_PREFLIGHT:-0}" = 1 ] || python -m conveyor_core.preflight "$1"
+  [ "${CONVEYOR_SKIP_PREFLIGHT:-0}" = 1 ] && return 0
+  python -m conveyor_core.preflight "$1" &
+  child=$!
+  trap 'kill -TERM "$child" 2>/dev/null; exit 143' TERM INT
+  status=0
+  wait "$child" || status=$?
+  trap - TERM INT
+  return "$status"
 }
 
 case "$role" in

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -184,9 +185,16 @@ class Faults(threading.Thread):
                 self.report.fault_log.append("kill: no running worker")
                 return
             victim = rng.choice(ids)
-            # SIGKILL the whole container, as the OOM killer or a lost node would;
-            # its restart policy brings it back.
-            self.stack.run("docker", "kill", "--signal", "KILL", victim)
+            # SIGKILL the container's main process from the host, as the OOM killer
+            # would: the whole worker (prefork children die with their PID 1) goes at
+            # once, and Docker's restart policy brings it back. (`docker kill` counts as
+            # a manual stop: nothing would restart it.)
+            pid = int(self.stack.run("docker", "inspect", "--format", "{{.State.Pid}}", victim))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except PermissionError:  # not root on the host: kill, then restart by hand
+                self.stack.run("docker", "kill", "--signal", "KILL", victim)
+                self.stack.run("docker", "start", victim)
             arg = victim[:12]
         elif kind == "scale":
             self.stack.scale(int(arg))

@@ -6,8 +6,11 @@ The tests run in file order and share one stack; each leaves it as the next expe
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import time
+import uuid
 from typing import Any
 
 import httpx
@@ -209,3 +212,36 @@ def test_make_down_removes_the_containers(stack: Stack) -> None:
     make("down")
     assert containers() == []
     assert run("docker", "volume", "inspect", "conveyor-e2e_redis-data").returncode == 0
+
+
+def test_a_service_still_waiting_for_redis_stops_at_once(stack: Stack) -> None:
+    # The entrypoint (PID 1) runs the start-up check in the background and traps SIGTERM:
+    # `docker stop` must not have to wait for its grace period and SIGKILL.
+    name = f"conveyor-e2e-preflight-{uuid.uuid4().hex[:8]}"
+    image = f"conveyor-app:{os.environ.get('CONVEYOR_IMAGE_TAG', 'dev')}"
+    password = "a-long-enough-password-for-the-check"
+    run(
+        "docker",
+        "run",
+        "--detach",
+        "--rm",
+        "--name",
+        name,
+        "--env",
+        "REDIS_HOST=nowhere.invalid",
+        "--env",
+        f"REDIS_PASSWORD={password}",
+        image,
+        "worker",
+    )
+    try:
+        time.sleep(3)  # well into the check's wait for Redis
+        assert (
+            run("docker", "inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+            == "true"
+        )
+        started = time.monotonic()
+        run("docker", "stop", "--time", "60", name)
+        assert time.monotonic() - started < 10
+    finally:
+        run("docker", "rm", "--force", name, check=False)

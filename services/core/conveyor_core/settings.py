@@ -159,7 +159,7 @@ class ReconcilerSettings(Settings):
     """Settings of the reconciler, which publishes again tasks that vanished."""
 
     #: Seconds between passes.
-    reconcile_interval: float = Field(15.0, ge=1, le=3_600)
+    reconcile_interval: float = Field(15.0, ge=1, le=60)
     #: Seconds a submission may be unaccounted for before it is looked for; two passes
     #: in a row must miss it before it is published again.
     reconcile_grace: float = Field(30.0, ge=5)

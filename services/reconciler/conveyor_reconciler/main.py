@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -45,6 +44,7 @@ from conveyor_core.ledger_keys import (
     task_key,
 )
 from conveyor_core.settings import ReconcilerSettings
+from conveyor_reconciler.healthcheck import HEARTBEAT_FILE
 
 logger = logging.getLogger("conveyor.reconciler")
 
@@ -208,10 +208,6 @@ def _ids_of(messages: Iterable[Any]) -> Iterable[str]:
         headers = message.get("headers") if isinstance(message, dict) else None
         if isinstance(headers, dict) and isinstance(headers.get("id"), str):
             yield headers["id"]
-
-
-#: File the container healthcheck reads: touched after every pass that reached Redis.
-HEARTBEAT_FILE = Path("/tmp/conveyor-reconciler.heartbeat")  # noqa: S108
 
 
 def main() -> int:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
+
+from conveyor_core.heartbeat_check import check_heartbeat
 
 MAX_AGE_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "30"))
 #: Where the worker's heartbeat bootstep touches its file (tmpfs in the container).
@@ -17,16 +18,7 @@ HEARTBEAT_FILE = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/conveyor-wor
 
 def main() -> int:
     """Exit status for Docker: 0 healthy, 1 unhealthy."""
-    path = HEARTBEAT_FILE
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        print(f"no heartbeat file at {path}", file=sys.stderr)
-        return 1
-    if age > MAX_AGE_SECONDS:
-        print(f"heartbeat is {age:.0f}s old (limit {MAX_AGE_SECONDS:.0f}s)", file=sys.stderr)
-        return 1
-    return 0
+    return check_heartbeat(HEARTBEAT_FILE, MAX_AGE_SECONDS)
 
 
 if __name__ == "__main__":
