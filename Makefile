@@ -109,6 +109,10 @@ inspect: docker-check ## Workers' ping, active, reserved and stats, and queue le
 queues: docker-check ## Print each queue's length (messages waiting, all priorities)
 	@$(DC) exec -T producer conveyor queues
 
+.PHONY: redis-audit
+redis-audit: docker-check ## Key counts by kind in Redis (queues, unacked, results without expiry, reply queues) so leaks show
+	@$(DC) exec -T producer python -m conveyor_producer.audit $(ARGS)
+
 .PHONY: dlq
 dlq: docker-check ## List the dead-letter store (failed, quarantined, unrunnable tasks)
 	@$(DC) exec -T producer conveyor dlq list $(ARGS)

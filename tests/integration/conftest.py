@@ -140,11 +140,12 @@ def start_worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFac
     """Factory: start a worker on the given Redis databases; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def start(broker_db: int = 0, result_db: int = 1) -> WorkerProcess:
+    def start(
+        broker_db: int = 0, result_db: int = 1, extra_env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         folder = tmp_path_factory.mktemp("worker")
-        worker = WorkerProcess(
-            redis_server.env(broker_db, result_db), folder / "heartbeat", folder / "worker.log"
-        )
+        env = {**redis_server.env(broker_db, result_db), **(extra_env or {})}
+        worker = WorkerProcess(env, folder / "heartbeat", folder / "worker.log")
         started.append(worker)
         return worker
 

@@ -1,0 +1,122 @@
+"""Messages kombu could not put back at shutdown survive on a volume, as JSON.
+
+When a worker stops, kombu returns its unacknowledged messages to their queues. If Redis
+does not answer at that moment, kombu's `QoS.restore_unacked_once` hands them to
+`emergency_dump_state`, which pickles them into a temporary file: in a container that
+is the /tmp tmpfs, gone with the container, and pickle besides. Here that function is
+replaced: the messages are written as JSON to `WORKER_RESCUE_DIR` (the `worker-rescue`
+volume, shared by the replicas), and a worker that starts puts them back on their queues
+(marked redelivered, as kombu's own restore does) before deleting the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kombu.transport.virtual.base as virtual_base
+from celery import Celery
+from celery.signals import worker_ready
+
+logger = logging.getLogger(__name__)
+
+RESCUE_DIR = Path(os.environ.get("WORKER_RESCUE_DIR", "/var/lib/conveyor/worker-rescue"))
+_kombu_dump = virtual_base.emergency_dump_state  # type: ignore[attr-defined]
+
+
+def dump_messages(state: list[dict[str, Any]], *args: Any, **kwargs: Any) -> str:
+    """Write unrestored messages as JSON into RESCUE_DIR; returns the file's path.
+
+    Falls back to kombu's own dump when the directory cannot be written: a pickle in
+    /tmp is still better than nothing.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = RESCUE_DIR / f"{stamp}-{uuid.uuid4()}.json"
+    partial = path.with_suffix(".partial")
+    try:
+        RESCUE_DIR.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(state))
+        os.replace(partial, path)  # a reader never sees half a file
+    except (OSError, TypeError, ValueError) as exc:
+        logger.error("could not write %d message(s) to %s: %s", len(state), RESCUE_DIR, exc)
+        return str(_kombu_dump(state, *args, **kwargs))
+    logger.error(
+        "saved %d unrestored message(s) to %s; the next worker requeues them", len(state), path
+    )
+    return str(path)
+
+
+def install() -> None:
+    """Make kombu's shutdown restore dump into RESCUE_DIR, as JSON."""
+    virtual_base.emergency_dump_state = dump_messages  # type: ignore[attr-defined]
+
+
+def _claim(path: Path) -> Path | None:
+    """Rename a dump so that only one starting worker processes it."""
+    claimed = path.with_name(f"{path.name}.claimed-{socket.gethostname()}-{os.getpid()}")
+    try:
+        path.rename(claimed)
+    except FileNotFoundError:  # another worker was first
+        return None
+    return claimed
+
+
+def requeue_rescued(app: Celery) -> int:
+    """Put every rescued message back on its queue; returns how many were requeued."""
+    if not RESCUE_DIR.is_dir():
+        return 0
+    count = 0
+    for path in sorted(RESCUE_DIR.glob("*.json")):
+        claimed = _claim(path)
+        if claimed is None:
+            continue
+        try:
+            messages = json.loads(claimed.read_text())
+            if not isinstance(messages, list):
+                raise ValueError("not a list of messages")
+        except (OSError, ValueError) as exc:
+            logger.error("cannot read rescued messages in %s (%s); kept as .bad", path, exc)
+            claimed.rename(path.with_suffix(".bad"))
+            continue
+        try:
+            _requeue(app, messages)
+        except Exception:
+            claimed.rename(path)  # for the next worker that starts
+            raise
+        claimed.unlink()
+        count += len(messages)
+    return count
+
+
+def _requeue(app: Celery, messages: list[dict[str, Any]]) -> None:
+    """Push messages back exactly as kombu's Redis transport restores unacked ones."""
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        with channel.conn_or_acquire() as client:
+            pipe = client.pipeline()
+            for message in messages:
+                info = message.get("properties", {}).get("delivery_info", {})
+                channel._do_restore_message(
+                    message, info.get("exchange", ""), info.get("routing_key", ""), pipe
+                )
+            pipe.execute()
+
+
+@worker_ready.connect
+def _on_ready(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is None:
+        return
+    try:
+        count = requeue_rescued(app)
+    except Exception:  # a failed rescue must not stop the worker; files stay for the next
+        logger.exception("requeueing rescued messages failed")
+        return
+    if count:
+        logger.warning("requeued %d message(s) rescued from an earlier shutdown", count)
