@@ -135,7 +135,7 @@ purge: docker-check ## Delete every waiting task (asks first; FORCE=1 does not a
 		read -r -p "Delete every task waiting in the queues? [y/N] " answer; \
 		[[ "$$answer" =~ ^[yY]$$ ]] || { echo "nothing purged"; exit 0; }; \
 	fi; \
-	$(CELERY) purge --force
+	$(DC) exec -T producer conveyor purge
 
 .PHONY: shell
 shell: docker-check ## Open a shell in a container (SERVICE=producer by default)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import time
 import uuid
@@ -21,7 +22,7 @@ from tests.helpers import task_outcome, wait_for, wait_until_started
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = {"redis", "producer", "worker", "flower", "mailbox"}
+SERVICES = {"redis", "producer", "worker", "reconciler", "flower", "mailbox"}
 
 
 def submit(stack: Stack, path: str, body: dict[str, Any]) -> str:
@@ -131,11 +132,12 @@ def queue_length(queue: str = "default") -> int:
 
 def test_purge_drops_waiting_tasks(stack: Stack) -> None:
     make("scale", "WORKERS=0")
-    for _ in range(5):
-        submit(stack, "/api/v1/tasks", {"task": "noop"})
+    ids = [submit(stack, "/api/v1/tasks", {"task": "noop"}) for _ in range(5)]
     assert queue_length() == 5
     make("purge", "FORCE=1")
     assert queue_length() == 0
+    # Marked REVOKED: a terminal state, so the reconciler will not bring them back.
+    assert {stack.api.get(f"/api/v1/tasks/{i}").json()["state"] for i in ids} == {"REVOKED"}
     make("scale", "WORKERS=1")
     assert len(wait_for_online_workers(stack, 1)) == 1
 
@@ -192,6 +194,41 @@ def test_services_run_as_non_root(stack: Stack) -> None:
     for service in SERVICES:
         uid = compose("exec", "-T", service, "id", "-u").stdout.strip()
         assert uid != "0", f"{service} runs as root"
+
+
+def test_dead_letters_through_make(stack: Stack) -> None:
+    task_id = submit(stack, "/api/v1/tasks", {"task": "fail", "kwargs": {"message": "e2e dlq"}})
+    assert outcome(stack, task_id)["state"] == "FAILURE"
+    wait_for(lambda: task_id in make("dlq").stdout, 30, "the failure in make dlq")
+    replayed = make("dlq-replay", f"ID={task_id}").stdout
+    found = re.search(r"new task ([0-9a-f-]{36})", replayed)
+    assert found, replayed
+    assert outcome(stack, found.group(1))["state"] == "FAILURE"  # it fails again...
+    wait_for(lambda: found.group(1) in make("dlq").stdout, 30, "the replay's failure")
+    make("dlq-purge", "FORCE=1")
+    assert "0 dead letter(s)" in make("dlq").stdout
+
+
+def test_redis_restart_or_kill_loses_no_queued_task(stack: Stack) -> None:
+    make("scale", "WORKERS=0")
+    ids = [submit(stack, "/api/v1/tasks", {"task": "add", "args": [i, 1]}) for i in range(20)]
+    make("restart", "SERVICE=redis")
+    assert queue_length() == 20
+    # SIGKILL the Redis process itself (as the OOM killer would); Docker restarts it.
+    # AOF everysec: writes older than a second are on disk.
+    time.sleep(2)
+    container = compose("ps", "--quiet", "redis").stdout.strip()
+    pid = int(run("docker", "inspect", "--format", "{{.State.Pid}}", container).stdout)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: queue_length() == 20, 60, "Redis back with the 20 queued tasks")
+    make("scale", "WORKERS=1")
+    assert [outcome(stack, i)["result"] for i in ids] == [i + 1 for i in range(20)]
+
+
+def test_redis_audit_counts_keys_by_kind(stack: Stack) -> None:
+    out = make("redis-audit").stdout
+    assert re.search(r"^1\s+results\s+\d+", out, re.MULTILINE), out
+    assert re.search(r"^\d+ key\(s\)$", out, re.MULTILINE), out
 
 
 def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:

@@ -18,6 +18,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor_core.ledger_keys import DLQ_ENTRIES, DLQ_INDEX
+from conveyor_core.messages import redis_texts
 
 Reason = Literal["failed", "quarantined", "unknown_task", "invalid_message", "undecodable"]
 
@@ -118,8 +119,3 @@ class DeadLetterStore:
         pipe.delete(DLQ_ENTRIES, DLQ_INDEX)
         count, _ = pipe.execute()
         return int(count)
-
-
-def redis_texts(items: Any) -> list[str]:
-    """Redis replies (bytes) as strings."""
-    return [i.decode() if isinstance(i, bytes) else str(i) for i in items]

@@ -386,6 +386,18 @@ def cmd_dlq(opts: argparse.Namespace, client: httpx.Client) -> int:
     return 0
 
 
+def cmd_purge(opts: argparse.Namespace, client: httpx.Client) -> int:
+    """Delete the tasks waiting in one queue, or in every queue."""
+    names = (
+        [opts.queue]
+        if opts.queue
+        else [q["name"] for q in call(client, "GET", "/api/v1/queues")["queues"]]
+    )
+    rows = [{"queue": name, **call(client, "DELETE", f"/api/v1/queues/{name}")} for name in names]
+    show(opts, {"queues": rows}, ["queue", "purged"], rows)
+    return 0
+
+
 # ---- parser -------------------------------------------------------------------------
 
 
@@ -439,6 +451,8 @@ def parser() -> argparse.ArgumentParser:
     add("catalog", cmd_catalog, "the tasks workers run, with their arguments")
     recent = add("recent", cmd_recent, "the newest submissions")
     recent.add_argument("--limit", type=int, default=20)
+    purge = add("purge", cmd_purge, "delete waiting tasks (they are marked REVOKED)")
+    purge.add_argument("queue", nargs="?", help="one queue (default: all)")
     dlq = add("dlq", cmd_dlq, "dead letters: conveyor dlq list|show ID|replay [ID...]|purge")
     dlq.add_argument("action", choices=["list", "show", "replay", "purge"])
     dlq.add_argument("ids", nargs="*", help="entry ids (replay: none means all)")

@@ -24,10 +24,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import redis
 from celery import Celery
@@ -35,7 +33,6 @@ from kombu.exceptions import OperationalError
 
 from conveyor_core.catalog import known_queues
 from conveyor_core.celery_app import create_app, priority_lists
-from conveyor_core.dead_letters import redis_texts
 from conveyor_core.ledger_keys import (
     PENDING,
     RECONCILER_LOCK,
@@ -43,6 +40,7 @@ from conveyor_core.ledger_keys import (
     SUSPECTS,
     task_key,
 )
+from conveyor_core.messages import ids_of, message_ids, redis_texts
 from conveyor_core.settings import ReconcilerSettings
 from conveyor_reconciler.healthcheck import HEARTBEAT_FILE
 
@@ -153,7 +151,7 @@ class Reconciler:
                 start = 0
                 while True:
                     chunk = self.broker.lrange(key, start, start + SCAN_CHUNK - 1)
-                    ids.update(_message_ids(chunk))  # type: ignore[arg-type]
+                    ids.update(message_ids(chunk))
                     if len(chunk) < SCAN_CHUNK:
                         break
                     start += SCAN_CHUNK
@@ -162,7 +160,7 @@ class Reconciler:
                 message = json.loads(raw)[0]  # [message, exchange, routing key]
             except (ValueError, IndexError, TypeError):
                 continue
-            ids.update(_ids_of([message]))
+            ids.update(ids_of([message]))
         return ids
 
     def republish(self, task_id: str, now: float) -> bool:
@@ -190,24 +188,6 @@ class Reconciler:
         pipe.execute()
         logger.warning("republished task %s (%s): it was in no queue", task_id, call["task"])
         return True
-
-
-def _message_ids(raw_messages: Iterable[bytes]) -> Iterable[str]:
-    """Task ids of raw queue items (JSON kombu messages); unreadable ones are skipped."""
-    messages = []
-    for raw in raw_messages:
-        try:
-            messages.append(json.loads(raw))
-        except ValueError:
-            continue
-    return _ids_of(messages)
-
-
-def _ids_of(messages: Iterable[Any]) -> Iterable[str]:
-    for message in messages:
-        headers = message.get("headers") if isinstance(message, dict) else None
-        if isinstance(headers, dict) and isinstance(headers.get("id"), str):
-            yield headers["id"]
 
 
 def main() -> int:

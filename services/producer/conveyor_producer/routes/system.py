@@ -8,9 +8,11 @@ from fastapi import APIRouter
 
 from conveyor_core.catalog import CATALOG, known_queues
 from conveyor_core.celery_app import priority_lists
+from conveyor_core.ledger_keys import PENDING
+from conveyor_core.messages import message_ids
 from conveyor_producer.context import Context
-from conveyor_producer.errors import BROKER_ERRORS
-from conveyor_producer.schemas import Catalog, CatalogEntry, QueueInfo, QueueList
+from conveyor_producer.errors import BROKER_ERRORS, ApiError
+from conveyor_producer.schemas import Catalog, CatalogEntry, Purged, QueueInfo, QueueList
 
 #: How long GET /queues waits for workers to say which queues they consume.
 CONSUMER_REPLY_TIMEOUT = 1.0
@@ -57,6 +59,30 @@ def build(ctx: Context) -> APIRouter:
                 for name in names
             ]
         )
+
+    @router.delete("/queues/{queue}", response_model=Purged)
+    def purge(queue: str) -> Purged:
+        """Delete every task waiting in a queue; each is marked REVOKED ("purged").
+
+        The lists are read and deleted in one transaction, so a message is either
+        purged or consumed, never both; the purged ids leave the pending set, or the
+        reconciler would publish them again.
+        """
+        if queue not in known_queues():
+            raise ApiError(
+                404, "not_found", f"no queue {queue!r}; known: {known_queues()}", "queue"
+            )
+        pipe = ctx.broker.pipeline(transaction=True)
+        for key in priority_lists(queue):
+            pipe.lrange(key, 0, -1)
+            pipe.delete(key)
+        replies = pipe.execute()
+        ids = list(message_ids(message for chunk in replies[::2] for message in chunk))
+        if ids:
+            ctx.ledger.client.zrem(PENDING, *ids)
+            for task_id in ids:
+                ctx.celery.backend.mark_as_revoked(task_id, reason="purged")
+        return Purged(purged=len(ids))
 
     return router
 
