@@ -85,3 +85,18 @@ def test_celery_config_is_json_only_and_at_least_once(monkeypatch: pytest.Monkey
     assert visibility > config["task_time_limit"]
     assert config["result_backend_transport_options"]["visibility_timeout"] == visibility
     assert config["task_routes"]["conveyor.add"] == {"queue": "default"}
+
+
+def test_limits_that_would_run_a_task_twice_are_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    with pytest.raises(
+        ValidationError,
+        match=r"TASK_TIME_LIMIT \(300 s\) must be shorter than "
+        r"VISIBILITY_TIMEOUT \(200 s\)",
+    ):
+        Settings(task_time_limit=300, task_soft_time_limit=200, visibility_timeout=200)
+    with pytest.raises(ValidationError, match=r"MAX_COUNTDOWN \+ TASK_TIME_LIMIT"):
+        Settings(max_countdown=500, visibility_timeout=600)
+    assert Settings().delivery_problems() == []  # the defaults fit

@@ -30,7 +30,7 @@ def build(ctx: Context) -> APIRouter:
     @router.get("", response_model=DeadLetterList)
     def list_entries(
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     ) -> DeadLetterList:
         """Dead letters, newest first."""
         return DeadLetterList(count=store.count(), entries=store.page(limit, offset))

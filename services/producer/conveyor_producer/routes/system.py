@@ -11,7 +11,7 @@ from conveyor_core.celery_app import priority_lists
 from conveyor_core.ledger_keys import PENDING
 from conveyor_core.messages import message_ids
 from conveyor_producer.context import Context
-from conveyor_producer.errors import BROKER_ERRORS, ApiError
+from conveyor_producer.errors import ApiError
 from conveyor_producer.schemas import Catalog, CatalogEntry, Purged, QueueInfo, QueueList
 
 #: How long GET /queues waits for workers to say which queues they consume.
@@ -88,14 +88,12 @@ def build(ctx: Context) -> APIRouter:
 
 
 def _active_queues(ctx: Context) -> dict[str, Any]:
-    """Each live worker's queues, trying a second time on a broken broker connection.
+    """Each live worker's queues, asked over a connection of its own.
 
-    After Redis restarts, the first use of a pooled connection fails ("Connection closed
-    by server") and drops it; unlike publishing, Celery's control calls do not retry, so
-    without this each gunicorn worker would answer one 503 per restart.
+    Celery's control calls do not retry like publishing does, and after a Redis restart
+    every connection pooled in this process fails once ("Connection closed by server"):
+    a fresh connection per call (a millisecond) keeps /queues from answering 503 then.
     """
-    inspect = ctx.celery.control.inspect(timeout=CONSUMER_REPLY_TIMEOUT)
-    try:
-        return inspect.active_queues() or {}
-    except BROKER_ERRORS:
+    with ctx.celery.connection_for_read() as connection:
+        inspect = ctx.celery.control.inspect(timeout=CONSUMER_REPLY_TIMEOUT, connection=connection)
         return inspect.active_queues() or {}
