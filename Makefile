@@ -55,7 +55,7 @@ stop: docker-check ## Stop gracefully: SIGTERM, workers finish running tasks fir
 	$(DC) stop
 
 .PHONY: kill
-kill: docker-check ## Stop immediately with SIGKILL (acks_late: unfinished tasks are redelivered)
+kill: docker-check ## Stop at once with SIGKILL (unfinished tasks run again after VISIBILITY_TIMEOUT, 10 min)
 	$(DC) kill --signal SIGKILL
 
 .PHONY: restart
