@@ -3,6 +3,7 @@ with a real Redis and real worker processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -216,3 +217,31 @@ def test_republished_copy_of_a_finished_task_does_not_run_again(
     tally = redis.Redis.from_url(settings.result_backend_url)
     assert tally.hget("conveyor:tally:runs", task_id) == b"1"
     assert task_outcome(api, task_id)["result"] == 1
+
+
+def test_reconciler_republishes_a_task_stuck_unacked_past_the_visibility_timeout(
+    redis_server: RedisServer,
+) -> None:
+    # As if its worker was SIGKILLed and no sweep restored it (kombu's restore mutex
+    # left held by a worker killed mid-sweep blocks every sweep for its expiry).
+    kwargs = _settings_kwargs(redis_server, broker_db=4, result_db=5)
+    limits: dict[str, Any] = {"visibility_timeout": 60, "task_time_limit": 30}
+    limits["task_soft_time_limit"] = 25
+    settings = ReconcilerSettings(**kwargs, reconcile_grace=5, max_countdown=10, **limits)
+    reconciler = Reconciler(settings)
+    reconciler.broker.flushdb()
+    reconciler.results.flushdb()
+    ledger = Ledger(reconciler.results, ttl=3600, recent_max=10)
+    now = time.time()
+    stuck, fresh = (_record_without_publishing(ledger, 1, i) for i in (1, 2))
+    app = create_app(Settings(**kwargs))
+    for tag, task_id, delivered_at in (("t1", stuck, now - 600), ("t2", fresh, now)):
+        app.send_task("conveyor.add", kwargs={"x": 1, "y": 1}, task_id=task_id, queue="default")
+        message = json.loads(reconciler.broker.rpop("default"))  # type: ignore[arg-type]
+        reconciler.broker.hset("unacked", tag, json.dumps([message, "default", "default"]))
+        reconciler.broker.zadd("unacked_index", {tag: delivered_at})
+    first = reconciler.run_pass(now=now + 10)
+    second = reconciler.run_pass(now=now + 11)
+    assert first.republished == [] and first.present == 1
+    assert second.republished == [stuck]
+    assert reconciler.broker.llen("default") == 1  # the republished copy

@@ -28,6 +28,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (kombu's default throttle makes that every 100 s).
         "unacked_restore_interval": settings.restore_interval,
         "unacked_restore_throttle": 1,
+        # The sweep's lock: kombu keeps it 300 s if its holder is SIGKILLed mid-sweep,
+        # holding every restore back that long. A sweep takes milliseconds, and each
+        # restore is a WATCH transaction, so two sweeps at once cannot restore twice.
+        "unacked_mutex_expire": max(3 * settings.restore_interval, 15),
         # No retry_on_timeout: kombu only pipelines batch publishes when a timed-out
         # pipeline cannot be replayed (a replay could enqueue tasks twice).
     }

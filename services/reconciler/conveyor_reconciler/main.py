@@ -51,6 +51,8 @@ TERMINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
 #: kombu's Redis transport keeps unacknowledged messages in this hash (delivery tag ->
 #: JSON [message, exchange, routing key]); see kombu/transport/redis.py `unacked_key`.
 UNACKED = "unacked"
+#: ... and index them by delivery time (sorted set delivery tag -> Unix time).
+UNACKED_INDEX = "unacked_index"
 #: Pending ids examined per pass at most; the rest wait for the next pass.
 BATCH = 10_000
 #: Queue items fetched per LRANGE while scanning a queue.
@@ -108,7 +110,7 @@ class Reconciler:
             return
         # Broker first, results second: a task that finishes in between is then seen
         # as finished rather than as missing.
-        in_broker = self.ids_in_broker()
+        in_broker = self.ids_in_broker(now)
         unsettled = self._drop_settled(overdue, report)
         missing = [i for i in unsettled if i not in in_broker]
         report.present = len(unsettled) - len(missing)
@@ -143,8 +145,20 @@ class Reconciler:
     def _suspects(self) -> set[str]:
         return set(redis_texts(self.results.hkeys(SUSPECTS)))
 
-    def ids_in_broker(self) -> set[str]:
-        """Task ids of every message waiting in a queue or unacknowledged."""
+    def ids_in_broker(self, now: float | None = None) -> set[str]:
+        """Task ids of every message waiting in a queue, or unacknowledged and not stale.
+
+        An unacknowledged message older than the visibility timeout plus the grace period
+        should have been restored by a worker's sweep; if it was not (no live worker,
+        kombu's restore mutex held by a worker that was SIGKILLed mid-sweep: it expires
+        only after `unacked_mutex_expire`), it counts as missing, so it is published again.
+        """
+        now = time.time() if now is None else now
+        stale_before = now - self.settings.visibility_timeout - self.settings.reconcile_grace
+        index: list[tuple[bytes, float]] = self.broker.zrange(  # type: ignore[assignment]
+            UNACKED_INDEX, 0, -1, withscores=True
+        )
+        delivered = dict(index)
         ids: set[str] = set()
         for queue in known_queues():
             for key in priority_lists(queue):
@@ -155,7 +169,9 @@ class Reconciler:
                     if len(chunk) < SCAN_CHUNK:
                         break
                     start += SCAN_CHUNK
-        for _, raw in self.broker.hscan_iter(UNACKED, count=1_000):
+        for tag, raw in self.broker.hscan_iter(UNACKED, count=1_000):
+            if delivered.get(tag, now) < stale_before:
+                continue
             try:
                 message = json.loads(raw)[0]  # [message, exchange, routing key]
             except (ValueError, IndexError, TypeError):
