@@ -23,6 +23,7 @@ def test_catalogue_lists_the_documented_tasks() -> None:
         "progress",
         "crash",
         "tally",
+        "send_email",
     }
     assert lookup("nope") is None
     assert CATALOG["add"].celery_name == "conveyor.add"

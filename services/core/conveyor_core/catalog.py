@@ -14,10 +14,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
+from conveyor_core.email_schema import EmailParams
 from conveyor_core.errors import InvalidArgumentsError
 
 #: Queue for general work; Celery's own default name ("celery") says nothing.
 DEFAULT_QUEUE = "default"
+#: Queue of the e-mail worker (a thread pool: sending is waiting on the network).
+EMAIL_QUEUE = "email"
 #: Prefix of the Celery task names, so they cannot clash with other apps' tasks.
 TASK_NAME_PREFIX = "conveyor."
 #: Bounds for numbers: JSON clients lose precision beyond 2**53.
@@ -96,7 +99,7 @@ class TaskSpec:
     """One task of the catalogue."""
 
     name: str
-    params: type[TaskParams]
+    params: type[BaseModel]
     summary: str
     queue: str = DEFAULT_QUEUE
 
@@ -156,7 +159,7 @@ class TaskSpec:
         return self.params.model_json_schema()
 
 
-def _placeholder(params: type[TaskParams], name: str) -> Any:
+def _placeholder(params: type[BaseModel], name: str) -> Any:
     """A value that passes validation for a parameter filled in later by a chain."""
     annotation = params.model_fields[name].annotation
     return [] if getattr(annotation, "__origin__", None) is list else 0
@@ -191,6 +194,7 @@ CATALOG: dict[str, TaskSpec] = {
         TaskSpec("progress", ProgressParams, "Work through steps, reporting progress."),
         TaskSpec("crash", NoParams, "Kill its own worker process (a poison message)."),
         TaskSpec("tally", TallyParams, "Count this execution in the tally store (chaos)."),
+        TaskSpec("send_email", EmailParams, "Send one e-mail over SMTP, once.", EMAIL_QUEUE),
     )
 }
 

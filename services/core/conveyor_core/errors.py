@@ -23,3 +23,14 @@ class InvalidArgumentsError(ConveyorError):
 
 class TaskFailedError(ConveyorError):
     """Raised on purpose by the `fail` demo task."""
+
+
+class EmailRejectedError(ConveyorError):
+    """The SMTP server refused an e-mail for good (a 5xx reply): it is not retried."""
+
+
+class EmailDeferredError(ConveyorError):
+    """Sending an e-mail failed for a reason that may pass (a 4xx reply, a network error).
+
+    The task retries it with backoff; it ends the task only once the retries run out.
+    """

@@ -69,3 +69,12 @@ if #ARGV > 1 and redis.call('exists', KEYS[1]) == 1 then
 end
 return redis.call('zrem', KEYS[2], ARGV[1])
 """
+
+#: One record per e-mail idempotency key: "sending <token>" while a worker holds the
+#: send lease, then "sent <Message-ID>" for EMAIL_SENT_TTL.
+EMAIL_SEND_PREFIX = "conveyor:email:"
+
+
+def email_send_key(idempotency_key: str) -> str:
+    """Where the send record of one e-mail lives."""
+    return EMAIL_SEND_PREFIX + idempotency_key

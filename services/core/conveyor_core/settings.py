@@ -6,9 +6,13 @@ left at a placeholder value, unless `CONVEYOR_ENV=development`.
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
+
+from email_validator import EmailNotValidError, validate_email
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -165,6 +169,97 @@ class ReconcilerSettings(Settings):
     reconcile_grace: float = Field(30.0, ge=5)
 
 
+class WorkerSettings(Settings):
+    """Settings of the workers: the shared ones plus how e-mail goes out (SMTP_*, EMAIL_*).
+
+    Only the e-mail worker sends mail, but every worker reads these so that a worker
+    told to consume the `email` queue is never half-configured.
+    """
+
+    smtp_host: str = "mailbox"
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    #: "tls": implicit TLS from the first byte (port 465); "starttls": upgrade after
+    #: EHLO (port 587); "none": plain (the development mailbox only).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    #: Seconds for each network step of an SMTP conversation (connect, each command).
+    smtp_timeout: float = Field(10.0, gt=0, le=120)
+    #: The From header and envelope sender of every e-mail.
+    email_from: str = "Conveyor <conveyor@example.com>"
+    #: Domain of the Message-IDs (default: the domain of EMAIL_FROM).
+    email_message_id_domain: str | None = None
+    #: Retries of an e-mail after a temporary failure (4xx, timeout, refused connection).
+    email_max_retries: int = Field(8, ge=0, le=50)
+    #: First retry delay in seconds; doubled each retry (with jitter) up to the maximum.
+    email_retry_backoff: float = Field(5.0, gt=0)
+    email_retry_backoff_max: float = Field(120.0, gt=0)
+    #: Seconds a worker holds an e-mail's send lease; a copy of the task delivered
+    #: meanwhile waits. Must outlast the slowest SMTP conversation.
+    email_send_lease: int = Field(60, ge=5)
+    #: Seconds an e-mail's "sent" record (its idempotency key) is kept.
+    email_sent_ttl: int = Field(7 * 86_400, ge=60)
+    #: Celery rate limit of send_email per worker, e.g. "50/s" or "1000/m"; empty: none.
+    email_rate_limit: str = Field("", pattern=r"^(\d+(\.\d+)?/[smh])?$")
+
+    @field_validator("email_from")
+    @classmethod
+    def _sender_is_an_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"EMAIL_FROM {value!r} holds no valid address: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _email_settings_fit(self) -> WorkerSettings:
+        if problems := self.email_problems():
+            raise ValueError("; ".join(problems))
+        return self
+
+    def email_problems(self) -> list[str]:
+        """E-mail settings that would leak a password or hold a task too long."""
+        problems = []
+        if self.smtp_user and self.smtp_security == "none" and self.environment != "development":
+            problems.append(
+                "SMTP_USER is set but SMTP_SECURITY is none: the password would cross the "
+                "network in clear; use starttls or tls"
+            )
+        if self.email_retry_backoff_max > self.max_countdown:
+            problems.append(
+                f"EMAIL_RETRY_BACKOFF_MAX ({self.email_retry_backoff_max:g} s) must not exceed "
+                f"MAX_COUNTDOWN ({self.max_countdown} s): a retry waits unacknowledged in a worker"
+            )
+        if self.email_send_lease >= self.visibility_timeout:
+            problems.append(
+                f"EMAIL_SEND_LEASE ({self.email_send_lease} s) must be shorter than "
+                f"VISIBILITY_TIMEOUT ({self.visibility_timeout} s), so a redelivered e-mail "
+                "finds the lease of its dead worker expired"
+            )
+        return problems
+
+    @property
+    def message_id_domain(self) -> str:
+        """The right-hand side of our Message-IDs."""
+        if self.email_message_id_domain:
+            return self.email_message_id_domain
+        return parseaddr(self.email_from)[1].rpartition("@")[2] or "conveyor.invalid"
+
+
+class TemplateSettings(BaseSettings):
+    """Where the e-mail templates are (read by the producer to validate, the worker to render).
+
+    Separate from `Settings` because validating a request needs no Redis credentials.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    #: A folder with one sub-folder per template (subject.txt, body.txt, body.html);
+    #: default: the templates shipped with the worker.
+    email_templates_dir: Path | None = None
+
+
 class FlowerSettings(Settings):
     """Settings of the Flower dashboard."""
 
@@ -183,3 +278,9 @@ class FlowerSettings(Settings):
 def get_settings() -> Settings:
     """The settings of this process, read once from the environment."""
     return Settings()
+
+
+@lru_cache(maxsize=1)
+def get_worker_settings() -> WorkerSettings:
+    """The worker settings of this process, read once from the environment."""
+    return WorkerSettings()
