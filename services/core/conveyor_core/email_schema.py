@@ -88,13 +88,18 @@ class Attachment(BaseModel):
         return len(data) * 3 // 4 - data[-2:].count("=")
 
 
-Subject = Annotated[str, Field(min_length=1, max_length=MAX_SUBJECT_CHARS), AfterValidator(_one_line)]
+Subject = Annotated[
+    str, Field(min_length=1, max_length=MAX_SUBJECT_CHARS), AfterValidator(_one_line)
+]
 Body = Annotated[str, Field(max_length=MAX_BODY_CHARS)]
 
 
 class EmailParams(BaseModel):
-    """One e-mail: either `text` and/or `html` with a `subject`, or a `template` with its
-    `context` (a `subject` then overrides the template's)."""
+    """One e-mail.
+
+    Either `text` and/or `html` with a `subject`, or a `template` with its `context`
+    (a `subject` then overrides the template's).
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 

@@ -69,7 +69,9 @@ def available(folder: Path | None = None) -> list[str]:
     return sorted(
         entry.name
         for entry in folder.iterdir()
-        if TEMPLATE_NAME.match(entry.name) and (entry / SUBJECT).is_file() and (entry / TEXT).is_file()
+        if TEMPLATE_NAME.match(entry.name)
+        and (entry / SUBJECT).is_file()
+        and (entry / TEXT).is_file()
     )
 
 

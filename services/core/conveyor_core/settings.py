@@ -13,7 +13,6 @@ from typing import Literal
 from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
-
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 

@@ -1,36 +1,45 @@
 """The mailbox service: SMTP in (aiosmtpd), a JSON API and an HTML inbox out (Starlette).
 
 Development only: it accepts mail for anyone and delivers it nowhere. Messages are kept
-in memory, newest first, up to MAILBOX_MAX_MESSAGES.
+on a volume (MAILBOX_DATA_DIR), newest first, up to MAILBOX_MAX_MESSAGES. Point the
+SMTP_* settings at a real provider to send real mail instead.
+
+HTTP:  GET /api/messages[?to=&subject=&header=Name:value]   list / search
+       GET /api/messages/{id}                                one message, parsed
+       DELETE /api/messages                                  clear (and the counters)
+       GET /api/stats                                        counters
+       GET|PUT|DELETE /api/faults                            the fault switch
+       GET /  and  /messages/{id}                            the HTML inbox
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import itertools
 import logging
 import signal
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from conveyor_mailbox.faults import FaultSettings, FaultSwitch, FaultySMTP
+from conveyor_mailbox.store import Store
+
 logger = logging.getLogger("conveyor.mailbox")
 
 # Inside the container; compose decides who can reach the ports (SMTP is not published).
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+#: Most messages one list response returns.
+MAX_PAGE = 5_000
 
 
 class MailboxSettings(BaseSettings):
@@ -40,157 +49,244 @@ class MailboxSettings(BaseSettings):
 
     smtp_port: int = Field(1025, ge=1, le=65535)
     http_port: int = Field(8025, ge=1, le=65535)
-    max_messages: int = Field(1000, ge=1)
+    max_messages: int = Field(5000, ge=1)
     max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-
-
-@dataclass
-class StoredMessage:
-    """One received message."""
-
-    id: int
-    sender: str
-    recipients: list[str]
-    raw: bytes
-    received: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def parsed(self) -> EmailMessage:
-        """The message parsed with the modern e-mail policy."""
-        message = message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        return message
-
-    def summary(self) -> dict[str, Any]:
-        """What the list endpoint shows of a message."""
-        parsed = self.parsed
-        return {
-            "id": self.id,
-            "from": self.sender,
-            "to": self.recipients,
-            "subject": str(parsed.get("Subject", "")),
-            "date": self.received.isoformat(),
-            "size": len(self.raw),
-        }
-
-    def detail(self) -> dict[str, Any]:
-        """The whole message: headers, text body and raw source."""
-        parsed = self.parsed
-        body = parsed.get_body(preferencelist=("plain",))
-        return {
-            **self.summary(),
-            "headers": {k: str(v) for k, v in parsed.items()},
-            "text": body.get_content() if body is not None else "",
-            "raw": self.raw.decode("utf-8", "replace"),
-        }
-
-
-class Store:
-    """A bounded in-memory store: the oldest message goes when the store is full."""
-
-    def __init__(self, limit: int) -> None:
-        self._messages: deque[StoredMessage] = deque(maxlen=limit)
-        self._ids = itertools.count(1)
-
-    def add(self, sender: str, recipients: list[str], raw: bytes) -> StoredMessage:
-        """Keep a message and return it with its new id."""
-        message = StoredMessage(next(self._ids), sender, recipients, raw)
-        self._messages.appendleft(message)
-        return message
-
-    def all(self) -> list[StoredMessage]:
-        """Every message, newest first."""
-        return list(self._messages)
-
-    def get(self, message_id: int) -> StoredMessage | None:
-        """One message by id."""
-        return next((m for m in self._messages if m.id == message_id), None)
-
-    def clear(self) -> None:
-        """Forget every message."""
-        self._messages.clear()
+    #: Folder where messages are kept (a volume in compose); empty: memory only.
+    data_dir: Path | None = None
+    #: Keep one copy per Message-ID, as receiving mail systems do.
+    drop_duplicates: bool = True
 
 
 class StoringHandler:
-    """aiosmtpd handler that keeps every message it is given."""
+    """aiosmtpd handler: refuse what the fault switch says, keep everything else."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, faults: FaultSwitch) -> None:
         self.store = store
+        self.faults = faults
+
+    async def handle_RCPT(  # noqa: N802  # aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        """Accept the recipient unless the fault switch refuses it."""
+        if refusal := self.faults.recipient_rejection(address):
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(  # noqa: N802  # aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
-        """Store the message and accept it."""
+        """Store the message (before answering 250), unless the fault switch refuses it."""
+        if refusal := self.faults.message_rejection():
+            logger.info("refused a message for %s: %s", ", ".join(envelope.rcpt_tos), refusal)
+            return refusal
         raw = envelope.original_content or b""
         message = self.store.add(envelope.mail_from or "", list(envelope.rcpt_tos), raw)
-        logger.info("received message %d for %s", message.id, ", ".join(message.recipients))
+        if message is None:
+            logger.info("dropped a second copy of a message already kept")
+        else:
+            logger.info("received message %d for %s", message.id, ", ".join(message.recipients))
         return "250 Message accepted for delivery"
 
 
-def build_http_app(store: Store) -> Starlette:
-    """The HTTP side: /healthz, /api/messages and the HTML inbox at /."""
+def _not_found() -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "not_found", "message": "no such message", "field": "id"}},
+        status_code=404,
+    )
+
+
+def _invalid(field: str | None, message: str) -> JSONResponse:
+    text = f"{field}: {message}" if field else message
+    return JSONResponse(
+        {"error": {"code": "invalid_request", "message": text, "field": field}}, status_code=422
+    )
+
+
+def _search(store: Store, request: Request) -> list[Any] | JSONResponse:
+    """The messages matching the query string, or a 422 naming the bad parameter."""
+    query = request.query_params
+    header = None
+    if "header" in query:
+        name, sep, value = query["header"].partition(":")
+        if not sep or not name.strip():
+            return _invalid("header", "give Name:value, e.g. Message-ID:<abc@example.com>")
+        header = (name.strip(), value.strip())
+    try:
+        limit = int(query.get("limit", MAX_PAGE))
+        offset = int(query.get("offset", 0))
+    except ValueError:
+        return _invalid("limit", "limit and offset must be whole numbers")
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        return _invalid("limit", f"limit must be 1 to {MAX_PAGE}, offset at least 0")
+    found = store.search(query.get("to"), query.get("subject"), header)
+    return found[offset : offset + limit]
+
+
+def _detail(store: Store, message_id: int) -> dict[str, Any] | None:
+    summary = store.get(message_id)
+    parsed = store.parsed(message_id)
+    if summary is None or parsed is None:
+        return None
+    text = parsed.get_body(preferencelist=("plain",))
+    markup = parsed.get_body(preferencelist=("html",))
+    return {
+        **summary.summary(),
+        "headers": {k: str(v) for k, v in parsed.items()},
+        "text": text.get_content() if text is not None else "",
+        "html": markup.get_content() if markup is not None else None,
+        "attachments": [
+            {
+                "filename": part.get_filename(),
+                "content_type": part.get_content_type(),
+                "size": len(part.get_payload(decode=True) or b""),
+            }
+            for part in parsed.iter_attachments()
+        ],
+        "raw": (store.raw(message_id) or b"").decode("utf-8", "replace"),
+    }
+
+
+def _inbox_page(store: Store, to: str | None) -> str:
+    rows = "".join(
+        f"<tr><td>{m.id}</td><td>{html.escape(m.sender)}</td>"
+        f"<td>{html.escape(', '.join(m.recipients))}</td>"
+        f"<td><a href='/messages/{m.id}'>{html.escape(m.subject) or '(no subject)'}</a></td>"
+        f"<td>{html.escape(m.received)}</td></tr>"
+        for m in store.search(to=to)[:500]
+    )
+    value = html.escape(to or "", quote=True)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Conveyor mailbox</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;text-align:left}"
+        "tr:nth-child(even){background:#f3f3f3}</style></head><body>"
+        f"<h1>Conveyor mailbox</h1><p>{len(store)} message(s) kept.</p>"
+        f"<form method='get'><input name='to' placeholder='recipient' value='{value}'>"
+        "<button>Search</button></form>"
+        "<table id='messages'><thead><tr><th>#</th><th>From</th><th>To</th><th>Subject</th>"
+        f"<th>Received</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
+    )
+
+
+def _message_page(detail: dict[str, Any]) -> str:
+    headers = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in detail["headers"].items()
+    )
+    # The HTML part is shown as source: rendering it would run the sender's markup here.
+    parts = [f"<h2>Text</h2><pre>{html.escape(detail['text'])}</pre>"]
+    if detail["html"] is not None:
+        parts.append(f"<h2>HTML (source)</h2><pre>{html.escape(detail['html'])}</pre>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(detail['subject'])}</title></head><body>"
+        f"<p><a href='/'>Inbox</a> · <a href='/api/messages/{quote(str(detail['id']))}'>JSON</a>"
+        f"</p><h1>{html.escape(detail['subject'])}</h1><table>{headers}</table>"
+        f"{''.join(parts)}</body></html>"
+    )
+
+
+def build_http_app(store: Store, faults: FaultSwitch) -> Starlette:
+    """The HTTP side: JSON API, fault switch and the HTML inbox."""
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def list_messages(_: Request) -> Response:
-        return JSONResponse({"messages": [m.summary() for m in store.all()]})
+    async def list_messages(request: Request) -> Response:
+        found = _search(store, request)
+        if isinstance(found, JSONResponse):
+            return found
+        return JSONResponse({"messages": [m.summary() for m in found], "count": len(found)})
 
     async def read_message(request: Request) -> Response:
         try:
-            message = store.get(int(request.path_params["message_id"]))
+            detail = _detail(store, int(request.path_params["message_id"]))
         except ValueError:
-            message = None
-        if message is None:
-            return JSONResponse(
-                {"error": {"code": "not_found", "message": "no such message", "field": "id"}},
-                status_code=404,
-            )
-        return JSONResponse(message.detail())
+            detail = None
+        return _not_found() if detail is None else JSONResponse(detail)
 
     async def clear(_: Request) -> Response:
         store.clear()
         return Response(status_code=204)
 
-    async def inbox(_: Request) -> Response:
-        rows = "".join(
-            f"<tr><td>{m.id}</td><td>{html.escape(s['from'])}</td>"
-            f"<td>{html.escape(', '.join(s['to']))}</td><td>{html.escape(s['subject'])}</td>"
-            f"<td>{s['date']}</td></tr>"
-            for m in store.all()
-            for s in [m.summary()]
+    async def stats(_: Request) -> Response:
+        counters = store.counters
+        return JSONResponse(
+            {
+                "kept": len(store),
+                "accepted": counters.accepted,
+                "duplicates_dropped": counters.duplicates_dropped,
+                "refused_messages": faults.refused_messages,
+                "refused_recipients": faults.refused_recipients,
+            }
         )
-        page = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>Conveyor mailbox</title>"
-            "</head><body><h1>Conveyor mailbox</h1><table border='1' cellpadding='4'>"
-            "<tr><th>#</th><th>From</th><th>To</th><th>Subject</th><th>Received</th></tr>"
-            f"{rows}</table></body></html>"
-        )
-        return HTMLResponse(page)
+
+    async def show_faults(_: Request) -> Response:
+        return JSONResponse(faults.describe())
+
+    async def set_faults(request: Request) -> Response:
+        try:
+            faults.set(FaultSettings.model_validate(await request.json()))
+        except ValueError as exc:  # bad JSON, or a field out of range
+            if isinstance(exc, ValidationError):
+                error = exc.errors(include_url=False)[0]
+                field = ".".join(str(p) for p in error["loc"]) or None
+                return _invalid(field, str(error["msg"]).removeprefix("Value error, "))
+            return _invalid(None, "body is not valid JSON")
+        return JSONResponse(faults.describe())
+
+    async def reset_faults(_: Request) -> Response:
+        faults.reset()
+        return Response(status_code=204)
+
+    async def inbox(request: Request) -> Response:
+        return HTMLResponse(_inbox_page(store, request.query_params.get("to") or None))
+
+    async def message_page(request: Request) -> Response:
+        try:
+            detail = _detail(store, int(request.path_params["message_id"]))
+        except ValueError:
+            detail = None
+        if detail is None:
+            return HTMLResponse("<h1>No such message</h1>", status_code=404)
+        return HTMLResponse(_message_page(detail))
 
     return Starlette(
         routes=[
             Route("/", inbox),
+            Route("/messages/{message_id}", message_page),
             Route("/healthz", healthz),
             Route("/api/messages", list_messages, methods=["GET"]),
             Route("/api/messages", clear, methods=["DELETE"]),
             Route("/api/messages/{message_id}", read_message),
+            Route("/api/stats", stats),
+            Route("/api/faults", show_faults, methods=["GET"]),
+            Route("/api/faults", set_faults, methods=["PUT"]),
+            Route("/api/faults", reset_faults, methods=["DELETE"]),
         ]
     )
 
 
 async def serve(settings: MailboxSettings) -> None:
     """Run SMTP and HTTP until SIGTERM or SIGINT."""
-    store = Store(settings.max_messages)
+    store = Store(settings.max_messages, settings.data_dir, settings.drop_duplicates)
+    faults = FaultSwitch()
     loop = asyncio.get_running_loop()
-    handler = StoringHandler(store)
+    handler = StoringHandler(store, faults)
     smtp = await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=settings.max_message_bytes),
+        lambda: FaultySMTP(
+            handler,
+            faults=faults,
+            data_size_limit=settings.max_message_bytes,
+            enable_SMTPUTF8=True,
+            # A fixed name: aiosmtpd would otherwise look up the FQDN for every connection.
+            hostname="mailbox",
+        ),
         host=ALL_INTERFACES,
         port=settings.smtp_port,
     )
     config = uvicorn.Config(
-        build_http_app(store),
+        build_http_app(store, faults),
         host=ALL_INTERFACES,
         port=settings.http_port,
         log_level="info",
@@ -202,7 +298,13 @@ async def serve(settings: MailboxSettings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    logger.info("mailbox: SMTP on %d, HTTP on %d", settings.smtp_port, settings.http_port)
+    logger.info(
+        "mailbox: SMTP on %d, HTTP on %d, %d message(s) kept in %s",
+        settings.smtp_port,
+        settings.http_port,
+        len(store),
+        settings.data_dir or "memory",
+    )
     http_task = asyncio.create_task(http.serve())
     stop_task = asyncio.create_task(stop.wait())
     await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,6 +1,11 @@
 """Entry point of `celery -A conveyor_worker.main worker`: the app with its tasks."""
 
+from typing import Any
+
+from celery.signals import worker_init
+
 from conveyor_core.celery_app import app
+from conveyor_core.settings import get_worker_settings
 from conveyor_worker import rescue, tasks
 from conveyor_worker.heartbeat import Heartbeat
 
@@ -9,5 +14,17 @@ app.steps["consumer"].add(Heartbeat)
 app.conf.worker_consumer = "conveyor_worker.dead_lettering:DeadLetteringConsumer"
 # Messages kombu cannot restore at shutdown go to the rescue volume, as JSON.
 rescue.install()
+
+
+@worker_init.connect
+def _apply_email_rate_limit(**_: Any) -> None:
+    """Cap send_email per worker at EMAIL_RATE_LIMIT.
+
+    Read when the worker starts: the image's import check runs without settings.
+    """
+    limit = get_worker_settings().email_rate_limit
+    if limit:
+        tasks.send_email.rate_limit = limit
+
 
 __all__ = ["app", "rescue", "tasks"]

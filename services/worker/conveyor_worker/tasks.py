@@ -12,8 +12,10 @@ from celery import Task
 
 from conveyor_core.catalog import CATALOG, TaskSpec
 from conveyor_core.celery_app import app
+from conveyor_core.email_schema import EmailParams
 from conveyor_core.errors import TaskFailedError
 from conveyor_worker.dead_lettering import guard
+from conveyor_worker.email_sending import send_once
 from conveyor_worker.lifecycle import ProgressReporter
 from conveyor_worker.tally import TALLY_EXECUTED, TALLY_RUNS, tally_client
 
@@ -106,3 +108,9 @@ def tally(delay: float) -> int:
     pipe.hincrby(TALLY_RUNS, task_id, 1)
     _, runs = pipe.execute()
     return int(runs)
+
+
+@catalog_task("send_email")
+def send_email(**fields: Any) -> dict[str, Any]:
+    """Send one e-mail over SMTP: once per idempotency key, retried while it may pass."""
+    return send_once(send_email, EmailParams.model_validate(fields))
