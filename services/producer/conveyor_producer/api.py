@@ -23,7 +23,7 @@ from conveyor_producer.errors import ApiError, error_body, install_error_handler
 from conveyor_producer.ledger import Ledger
 from conveyor_producer.metrics import LatencyMiddleware, render
 from conveyor_producer.results import backend_url
-from conveyor_producer.routes import dead_letters, system, tasks, workflows
+from conveyor_producer.routes import dead_letters, emails, system, tasks, workflows
 from conveyor_producer.schemas import Health
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def create_api(settings: ProducerSettings | None = None) -> FastAPI:
         dependencies=[Depends(_api_key_check(settings))],
         responses=ERROR_RESPONSES,
     )
-    for module in (tasks, workflows, system, dead_letters):
+    for module in (tasks, workflows, emails, system, dead_letters):
         v1.include_router(module.build(ctx))
     api.include_router(v1)
     api.add_middleware(

@@ -9,8 +9,10 @@ was revoked, 2 bad usage, 3 the API refused the request, 4 the API could not be 
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
+import mimetypes
 import os
 import sys
 import time
@@ -334,6 +336,61 @@ def cmd_batch(opts: argparse.Namespace, client: httpx.Client) -> int:
     return _status_exit(statuses)
 
 
+def email_body(opts: argparse.Namespace) -> dict[str, Any]:
+    """The body of POST /api/v1/emails from the `email` command's options."""
+    body: dict[str, Any] = {"to": opts.to}
+    for option in ("cc", "bcc", "reply_to", "subject", "text", "template", "idempotency_key"):
+        if getattr(opts, option):
+            body[option] = getattr(opts, option)
+    for option, field in (("text_file", "text"), ("html_file", "html")):
+        if getattr(opts, option):
+            body[field] = _read_text(getattr(opts, option))
+    if opts.context:
+        try:
+            body["context"] = json.loads(opts.context)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"--context is not JSON: {exc.msg}", EXIT_USAGE) from exc
+    for pair in opts.var:
+        name, sep, raw = pair.partition("=")
+        if not sep:
+            raise CliError(f"--var takes name=value, got {pair!r}", EXIT_USAGE)
+        body.setdefault("context", {})[name] = value(raw)
+    if opts.attach:
+        body["attachments"] = [_attachment(path) for path in opts.attach]
+    return body
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from exc
+
+
+def _attachment(path: str) -> dict[str, str]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from exc
+    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return {
+        "filename": Path(path).name,
+        "content_type": content_type,
+        "content_base64": base64.b64encode(data).decode(),
+    }
+
+
+def cmd_email(opts: argparse.Namespace, client: httpx.Client) -> int:
+    """Send one e-mail, optionally waiting until the worker sent it."""
+    submitted = call(client, "POST", "/api/v1/emails", json=email_body(opts))
+    if not opts.wait:
+        show(opts, submitted)
+        return 0
+    status = wait_for_task(client, submitted["id"], opts.wait)
+    show(opts, status)
+    return _status_exit([status])
+
+
 def cmd_queues(opts: argparse.Namespace, client: httpx.Client) -> int:
     """Show queue lengths and consumers."""
     data = call(client, "GET", "/api/v1/queues")
@@ -447,6 +504,21 @@ def parser() -> argparse.ArgumentParser:
     batch = add("batch", cmd_batch, "submit tasks from a JSON-lines file ('-' for stdin)")
     batch.add_argument("file")
     batch.add_argument("--wait", type=float, default=0)
+    email = add("email", cmd_email, "send an e-mail: conveyor email --to a@example.com ...")
+    email.add_argument("--to", action="append", required=True, help="recipient (repeatable)")
+    email.add_argument("--cc", action="append", default=[])
+    email.add_argument("--bcc", action="append", default=[])
+    email.add_argument("--reply-to", dest="reply_to")
+    email.add_argument("--subject")
+    email.add_argument("--text", help="the plain-text body")
+    email.add_argument("--text-file", dest="text_file", help="read the text body from a file")
+    email.add_argument("--html-file", dest="html_file", help="read an HTML body from a file")
+    email.add_argument("--template", help="a template name (see docs/email.md)")
+    email.add_argument("--context", help="the template's context as a JSON object")
+    email.add_argument("--var", action="append", default=[], help="one context value: name=value")
+    email.add_argument("--attach", action="append", default=[], help="attach a file (repeatable)")
+    email.add_argument("--idempotency-key", dest="idempotency_key")
+    email.add_argument("--wait", type=float, default=0, help="seconds to wait until it is sent")
     add("queues", cmd_queues, "queue lengths and consumers")
     add("catalog", cmd_catalog, "the tasks workers run, with their arguments")
     recent = add("recent", cmd_recent, "the newest submissions")

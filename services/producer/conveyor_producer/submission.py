@@ -10,11 +10,14 @@ from typing import Any
 
 from celery import Celery
 from celery.canvas import Signature
+from fastapi import Response
 
 from conveyor_core.catalog import TaskSpec, known_queues, lookup
 from conveyor_core.errors import InvalidArgumentsError
+from conveyor_producer.context import Context
 from conveyor_producer.errors import BROKER_ERRORS, ApiError
 from conveyor_producer.ledger import Issued
+from conveyor_producer.metrics import count_submissions
 from conveyor_producer.schemas import TaskCall, TaskRequest
 
 logger = logging.getLogger(__name__)
@@ -141,3 +144,55 @@ def publish_recorded(publish: Callable[[], Any], ids: Sequence[str]) -> None:
             len(ids),
             exc,
         )
+
+
+def submit_one(
+    ctx: Context,
+    sig: Signature[Any],
+    issued: Issued,
+    response: Response,
+    idempotency: tuple[str, str] | None = None,
+) -> str:
+    """Record and publish one task; return its id (the earlier one for a repeated key).
+
+    `idempotency` is the client's key and a fingerprint of what it asked for: the same
+    key and request within the TTL answer 200 with the first id, the same key with a
+    different request 409.
+    """
+    if idempotency is not None:
+        key, fingerprint = idempotency
+        earlier = ctx.ledger.claim_idempotency(key, issued.id, fingerprint)
+        if earlier is not None:
+            earlier_id, earlier_fingerprint = earlier
+            if earlier_fingerprint != fingerprint:
+                raise ApiError(
+                    409,
+                    "idempotency_conflict",
+                    "idempotency_key was already used for a different request",
+                    "idempotency_key",
+                )
+            response.status_code = 200
+            return earlier_id
+    try:
+        ctx.ledger.issue([issued])
+    except Exception:
+        if idempotency is not None:
+            ctx.ledger.release_idempotency(idempotency[0])
+        count_submissions(issued.task, "unavailable")
+        raise
+    # Recorded means accepted: if the publish fails now, the reconciler publishes it.
+    publish_recorded(lambda: sig.apply_async(), [issued.id])
+    count_submissions(issued.task, "accepted")
+    return issued.id
+
+
+def submit_many(ctx: Context, built: Sequence[tuple[Signature[Any], Issued]]) -> list[str]:
+    """Record every task, then publish them all pipelined; return their ids in order."""
+    ctx.ledger.issue([issued for _, issued in built])
+    publish_recorded(
+        lambda: publish_all(ctx.celery, [sig for sig, _ in built]),
+        [issued.id for _, issued in built],
+    )
+    for _, issued in built:
+        count_submissions(issued.task, "accepted")
+    return [issued.id for _, issued in built]

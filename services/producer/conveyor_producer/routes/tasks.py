@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor_producer.context import Context
 from conveyor_producer.errors import ApiError
-from conveyor_producer.metrics import count_submissions
 from conveyor_producer.schemas import (
     BatchRequest,
     BatchSubmitted,
@@ -24,7 +23,7 @@ from conveyor_producer.schemas import (
     TaskStatus,
 )
 from conveyor_producer.status import task_status
-from conveyor_producer.submission import publish_all, publish_options, publish_recorded, signature
+from conveyor_producer.submission import publish_options, signature, submit_many, submit_one
 
 
 def _fingerprint(request: TaskRequest) -> str:
@@ -55,30 +54,8 @@ def build(ctx: Context) -> APIRouter:
         options = publish_options(request, ctx.settings.max_countdown)
         sig, issued = signature(ctx.celery, request, **options)
         key = request.idempotency_key
-        if key is not None:
-            earlier = ctx.ledger.claim_idempotency(key, issued.id, _fingerprint(request))
-            if earlier is not None:
-                earlier_id, earlier_fingerprint = earlier
-                if earlier_fingerprint != _fingerprint(request):
-                    raise ApiError(
-                        409,
-                        "idempotency_conflict",
-                        "idempotency_key was already used for a different request",
-                        "idempotency_key",
-                    )
-                response.status_code = 200
-                return Submitted(id=earlier_id)
-        try:
-            ctx.ledger.issue([issued])
-        except Exception:
-            if key is not None:
-                ctx.ledger.release_idempotency(key)
-            count_submissions(issued.task, "unavailable")
-            raise
-        # Recorded means accepted: if the publish fails now, the reconciler publishes it.
-        publish_recorded(lambda: sig.apply_async(), [issued.id])
-        count_submissions(issued.task, "accepted")
-        return Submitted(id=issued.id)
+        idempotency = None if key is None else (key, _fingerprint(request))
+        return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
     @router.post("/batch", status_code=202, response_model=BatchSubmitted)
     def submit_batch(request: BatchRequest) -> BatchSubmitted:
@@ -90,14 +67,7 @@ def build(ctx: Context) -> APIRouter:
             signature(ctx.celery, call, field=f"tasks[{i}].")
             for i, call in enumerate(request.tasks)
         ]
-        ctx.ledger.issue([issued for _, issued in built])
-        publish_recorded(
-            lambda: publish_all(ctx.celery, [sig for sig, _ in built]),
-            [issued.id for _, issued in built],
-        )
-        for _, issued in built:
-            count_submissions(issued.task, "accepted")
-        return BatchSubmitted(ids=[issued.id for _, issued in built])
+        return BatchSubmitted(ids=submit_many(ctx, built))
 
     @router.get("/recent", response_model=RecentList)
     def recent(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> RecentList:
