@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -86,9 +87,17 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 class WorkerProcess:
-    """A real `celery worker` process (prefork pool) started from the project's venv."""
+    """A real `celery worker` process started from the project's venv."""
 
-    def __init__(self, env: dict[str, str], heartbeat: Path, log: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        heartbeat: Path,
+        log: Path,
+        pool: str = "prefork",
+        queues: str = "default",
+        concurrency: int = 2,
+    ) -> None:
         self.heartbeat = heartbeat
         self.log_path = log
         self._log = log.open("wb")
@@ -100,11 +109,11 @@ class WorkerProcess:
             "conveyor_worker.main",
             "worker",
             "--pool",
-            "prefork",
+            pool,
             "--concurrency",
-            "2",
+            str(concurrency),
             "--queues",
-            "default",
+            queues,
             "--hostname",
             f"itest-{secrets.token_hex(3)}@%h",
             "--without-mingle",
@@ -141,11 +150,14 @@ def start_worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFac
     started: list[WorkerProcess] = []
 
     def start(
-        broker_db: int = 0, result_db: int = 1, extra_env: dict[str, str] | None = None
+        broker_db: int = 0,
+        result_db: int = 1,
+        extra_env: dict[str, str] | None = None,
+        **options: Any,
     ) -> WorkerProcess:
         folder = tmp_path_factory.mktemp("worker")
         env = {**redis_server.env(broker_db, result_db), **(extra_env or {})}
-        worker = WorkerProcess(env, folder / "heartbeat", folder / "worker.log")
+        worker = WorkerProcess(env, folder / "heartbeat", folder / "worker.log", **options)
         started.append(worker)
         return worker
 

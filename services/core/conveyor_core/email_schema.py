@@ -110,7 +110,9 @@ class EmailParams(BaseModel):
     template: str | None = Field(
         None, pattern=email_templates.TEMPLATE_NAME.pattern, examples=["welcome"]
     )
-    context: dict[str, Any] = Field(default_factory=dict, examples=[{"name": "Ada"}])
+    context: dict[str, Any] = Field(
+        default_factory=dict, validate_default=True, examples=[{"name": "Ada"}]
+    )
     text: Body | None = Field(None, examples=["Hello!"])
     html: Body | None = Field(None, validate_default=True)
     subject: Subject | None = Field(None, validate_default=True, examples=["Welcome"])

@@ -258,6 +258,12 @@ class TemplateSettings(BaseSettings):
     #: default: the templates shipped with the worker.
     email_templates_dir: Path | None = None
 
+    @field_validator("email_templates_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        # Compose passes unset variables as empty strings.
+        return None if value == "" else value
+
 
 class FlowerSettings(Settings):
     """Settings of the Flower dashboard."""

@@ -91,7 +91,7 @@ def classify(exc: BaseException, server: str) -> tuple[bool, str]:
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return False, f"{server} does not support what this e-mail needs: {exc}"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return False, f"{server}'s TLS certificate is not trusted: {exc.verify_message}"
+        return False, f"{server}'s TLS certificate is not trusted: {exc}"
     if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
         return True, f"{server}: {type(exc).__name__}: {exc or 'connection closed'}"
     return False, f"{server}: {type(exc).__name__}: {exc}"
