@@ -64,7 +64,7 @@ restart: docker-check .env ## Graceful stop, then start again and wait (SERVICE=
 	$(DC) up --detach --wait --no-build $(SERVICE)
 
 .PHONY: scale
-scale: docker-check .env ## Run WORKERS replicas of SERVICE (default worker): make scale WORKERS=3
+scale: docker-check .env ## Run WORKERS replicas of SERVICE (default worker): make scale WORKERS=3 [SERVICE=email-worker]
 	@[[ "$(WORKERS)" =~ ^[0-9]+$$ ]] || { echo "WORKERS must be a whole number, got '$(WORKERS)'" >&2; exit 2; }
 	$(DC) up --detach --wait --no-build --no-recreate --scale $(or $(SERVICE),worker)=$(WORKERS) $(or $(SERVICE),worker)
 
@@ -193,6 +193,14 @@ test: venv docker-check .env images ## Run every test: unit, integration (real R
 .PHONY: chaos
 chaos: venv docker-check .env images ## Chaos suite: TASKS=20000 with worker SIGKILLs, Redis and producer restarts (CHAOS_ARGS=--no-persistence: negative control)
 	$(VENV)/bin/python -m tests.chaos.run --tasks $(or $(TASKS),20000) --kills $(or $(KILLS),10) $(CHAOS_ARGS)
+
+.PHONY: chaos-email
+chaos-email: venv docker-check .env images ## E-mails under faults: EMAILS=1000, 451 refusals, an e-mail worker SIGKILLed; each must arrive once
+	$(VENV)/bin/python -m tests.chaos.emails --emails $(or $(EMAILS),1000) $(CHAOS_ARGS)
+
+.PHONY: email-rate
+email-rate: venv docker-check .env images ## E-mails per second through one e-mail worker (EMAILS=500, DELAY_MS=0: mailbox reply delay)
+	$(VENV)/bin/python -m tests.chaos.emails --rate --emails $(or $(EMAILS),500) --delay-ms $(or $(DELAY_MS),0)
 
 .PHONY: test-unit
 test-unit: venv ## Run the unit tests only (no Docker)

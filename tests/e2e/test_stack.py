@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import time
@@ -18,11 +19,11 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PORTS, Stack, compose, containers, make, run
-from tests.helpers import task_outcome, wait_for, wait_until_started
+from tests.helpers import ROOT, task_outcome, wait_for, wait_until_started
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = {"redis", "producer", "worker", "reconciler", "flower", "mailbox"}
+SERVICES = {"redis", "producer", "worker", "email-worker", "reconciler", "flower", "mailbox"}
 
 
 def submit(stack: Stack, path: str, body: dict[str, Any]) -> str:
@@ -35,10 +36,13 @@ def outcome(stack: Stack, task_id: str) -> dict[str, Any]:
     return task_outcome(stack.api, task_id)
 
 
-def online_workers(stack: Stack) -> list[str]:
+def online_workers(stack: Stack, kind: str = "worker") -> list[str]:
+    """Online workers of one service, by node name prefix (worker@, email@)."""
     response = stack.flower.get("/api/workers", params={"status": "true"})
     assert response.status_code == 200, response.text
-    return sorted(name for name, online in response.json().items() if online)
+    return sorted(
+        name for name, online in response.json().items() if online and name.startswith(kind + "@")
+    )
 
 
 def wait_for_online_workers(stack: Stack, count: int) -> list[str]:
@@ -101,6 +105,67 @@ def test_mailbox_receives_over_smtp_on_the_compose_network(stack: Stack) -> None
     with socket.socket() as sock:  # SMTP itself is not published to the host
         sock.settimeout(2)
         assert sock.connect_ex(("127.0.0.1", 1025)) != 0
+
+
+def test_an_email_sent_through_the_api_lands_in_the_mailbox(stack: Stack) -> None:
+    assert stack.mailbox.delete("/api/messages").status_code == 204
+    body = {
+        "to": ["ada@example.com"],
+        "template": "password_reset",
+        "context": {"name": "Ada", "reset_url": "https://example.com/r/1", "valid_minutes": 30},
+        "idempotency_key": f"e2e-{uuid.uuid4()}",
+    }
+    task_id = submit(stack, "/api/v1/emails", body)
+    status = outcome(stack, task_id)
+    assert status["state"] == "SUCCESS", status
+    assert status["queue"] == "email" and status["worker"].startswith("email@")
+    [message] = stack.mailbox.get("/api/messages", params={"to": "ada@example.com"}).json()[
+        "messages"
+    ]
+    assert message["subject"] == "Reset your password"
+    assert message["message_id"] == status["result"]["message_id"]
+    # The same key again: the first submission's id (200), and no second e-mail.
+    again = stack.api.post("/api/v1/emails", json=body)
+    assert (again.status_code, again.json()["id"]) == (200, task_id)
+    # The CLI, from the producer container, waits until the worker sent it.
+    done = compose(
+        "exec", "-T", "producer", "conveyor", "email", "--to", "grace@example.com",
+        "--subject", "From the CLI", "--text", "hello", "--wait", "30", "--json",
+    )  # fmt: skip
+    assert json.loads(done.stdout)["result"]["status"] == "sent"
+    subjects = [m["subject"] for m in stack.mailbox.get("/api/messages").json()["messages"]]
+    assert sorted(subjects) == ["From the CLI", "Reset your password"]
+
+
+def test_the_inbox_page_lists_a_sent_message_in_a_real_browser(stack: Stack) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "this test needs Chromium: apt-get install chromium (.ci/run does)"
+    subject = f"Browser check {uuid.uuid4().hex[:8]}"
+    task_id = submit(
+        stack, "/api/v1/emails", {"to": ["ada@example.com"], "subject": subject, "text": "hi"}
+    )
+    assert outcome(stack, task_id)["state"] == "SUCCESS"
+    url = f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}/"
+    page = run(
+        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--user-data-dir=" + str(ROOT / ".build" / "chromium-profile"), "--dump-dom", url,
+        timeout=120,
+    ).stdout  # fmt: skip
+    # The DOM as the browser built it: the subject is a link in the messages table.
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split('id="messages"', 1)[-1], re.S)
+    assert any(subject in row and "ada@example.com" in row for row in rows), page[:2000]
+
+
+def test_scale_the_email_workers_on_their_own(stack: Stack) -> None:
+    make("scale", "SERVICE=email-worker", "WORKERS=2")
+    running = [
+        c for c in containers() if c["Service"] == "email-worker" and c["State"] == "running"
+    ]
+    assert len(running) == 2
+    wait_for(lambda: len(online_workers(stack, "email")) == 2, 90, "two e-mail workers", 1)
+    assert len(online_workers(stack)) >= 1  # the CPU workers are untouched
+    make("scale", "SERVICE=email-worker", "WORKERS=1")
+    wait_for(lambda: len(online_workers(stack, "email")) == 1, 90, "one e-mail worker", 1)
 
 
 def test_scale_to_three_workers(stack: Stack) -> None:

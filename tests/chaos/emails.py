@@ -1,0 +1,245 @@
+"""E-mails under faults: every requested e-mail arrives once, none twice, none lost.
+
+    python -m tests.chaos.emails --emails 1000              (`make chaos-email`)
+    python -m tests.chaos.emails --rate --emails 500 [--delay-ms 200]
+
+The first form brings up the chaos project (tests/chaos/run.py's stack and short
+limits) with two e-mail workers, makes the mailbox answer 451 to the first
+`--refuse` messages, submits the e-mails over the HTTP API, SIGKILLs one e-mail worker
+once a quarter of them arrived, and waits for the mailbox to hold every one. The report
+counts, from the mailbox: received (distinct e-mails), duplicates kept, copies that
+arrived again and were dropped by Message-ID, refusals; and from Redis, at the moment
+of the kill, how many e-mails the killed worker was in the middle of sending: the only
+ones whose copy may arrive twice (see send_records.py), so the dropped copies must not
+outnumber them.
+
+`--rate` measures e-mails per second through one e-mail worker at its default
+concurrency, with the mailbox answering at once or `--delay-ms` late.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import httpx
+
+from tests.chaos.run import PORTS, REPORT_DIR, Stack
+from tests.helpers import ROOT
+
+#: Retry quickly in the chaos stack (MAX_COUNTDOWN there is 10 s, VISIBILITY_TIMEOUT 30 s).
+EMAIL_LIMITS = {
+    "EMAIL_RETRY_BACKOFF": "1",
+    "EMAIL_RETRY_BACKOFF_MAX": "5",
+    "EMAIL_MAX_RETRIES": "10",
+    "EMAIL_SEND_LEASE": "15",
+}
+BATCH = 100
+#: Counts the killed worker's e-mails caught between "lease taken" and "recorded sent".
+COUNT_SENDING = """
+local n, cursor = 0, '0'
+repeat
+  local page = redis.call('scan', cursor, 'match', ARGV[1], 'count', 1000)
+  cursor = page[1]
+  for _, key in ipairs(page[2]) do
+    local value = redis.call('get', key)
+    if value and string.sub(value, 1, string.len(ARGV[2])) == ARGV[2] then n = n + 1 end
+  end
+until cursor == '0'
+return n
+"""
+
+
+@dataclass
+class EmailReport:
+    """What an e-mail chaos run saw."""
+
+    requested: int
+    accepted: int = 0
+    received: int = 0
+    lost: int = 0
+    duplicates_kept: int = 0
+    copies_dropped_by_message_id: int = 0
+    sending_when_killed: int = 0
+    refused_by_fault: int = 0
+    kills: int = 0
+    seconds: float = 0.0
+    lost_sample: list[str] = field(default_factory=list)
+
+
+def mailbox() -> httpx.Client:
+    """A client of the chaos stack's mailbox."""
+    return httpx.Client(base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=30)
+
+
+def email_stack(workers: int) -> Stack:
+    """The chaos project with the e-mail limits, up, with `workers` e-mail workers."""
+    stack = Stack(persistence=True)
+    stack.env.update(EMAIL_LIMITS)
+    stack.up(workers=1)
+    stack.compose(
+        "up", "--detach", "--wait", "--no-build", "--no-recreate",
+        "--scale", f"email-worker={workers}", "email-worker",
+    )  # fmt: skip
+    return stack
+
+
+def submit(api: httpx.Client, run_id: str, count: int) -> list[str]:
+    """Submit `count` e-mails in batches, each with its own idempotency key; return ids."""
+    ids: list[str] = []
+    for start in range(0, count, BATCH):
+        emails = [
+            {
+                "to": [f"user{i}@example.com"],
+                "subject": f"chaos {i}",
+                "text": f"e-mail {i} of {count}",
+                "idempotency_key": f"{run_id}-{i}",
+            }
+            for i in range(start, min(start + BATCH, count))
+        ]
+        response = api.post("/api/v1/emails/batch", json={"emails": emails})
+        response.raise_for_status()
+        ids += response.json()["ids"]
+    return ids
+
+
+def kill_one_email_worker(stack: Stack) -> str:
+    """SIGKILL an e-mail worker's main process from the host; return its host name."""
+    victim = stack.compose("ps", "--quiet", "--status", "running", "email-worker").split()[0]
+    pid = int(stack.run("docker", "inspect", "--format", "{{.State.Pid}}", victim))
+    os.kill(pid, signal.SIGKILL)  # Docker's restart policy brings it back
+    return victim[:12]  # a container's host name is its short id
+
+
+def sending_records(stack: Stack, hostname: str) -> int:
+    """E-mails whose send lease the worker `hostname` held (and can no longer release)."""
+    out = stack.compose(
+        "exec", "-T", "redis", "sh", "-c",
+        'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli -n 1 EVAL "$1" 0 "$2" "$3"',
+        "sh", COUNT_SENDING, "conveyor:email:*", f"sending {hostname} ",
+    )  # fmt: skip
+    return int(out.strip() or 0)
+
+
+def wait_for_mail(box: httpx.Client, count: int, stall: float) -> None:
+    """Until the mailbox keeps `count` messages, or nothing new came for `stall` s."""
+    kept, since = -1, time.monotonic()
+    while True:
+        now = box.get("/api/stats").json()["kept"]
+        if now != kept:
+            kept, since = now, time.monotonic()
+        if kept >= count or time.monotonic() - since > stall:
+            return
+        time.sleep(1)
+
+
+def run(
+    emails: int = 1000, refuse: int = 100, stall: float = 150, keep: bool = False
+) -> EmailReport:
+    """One run: faults and a SIGKILL while `emails` e-mails go out; returns the report."""
+    report = EmailReport(requested=emails)
+    started = time.monotonic()
+    stack = email_stack(workers=2)
+    try:
+        with mailbox() as box, stack.api() as api:
+            box.delete("/api/messages")
+            box.put("/api/faults", json={"reject_next": refuse, "code": 451})
+            killer = threading.Thread(target=_kill_at_a_quarter, args=(stack, box, emails, report))
+            killer.start()
+            report.accepted = len(submit(api, f"chaos-{int(time.time())}", emails))
+            killer.join()
+            wait_for_mail(box, emails, stall)
+            _tally(report, box)
+    finally:
+        if not keep:
+            stack.down()
+    report.seconds = round(time.monotonic() - started, 1)
+    _write("chaos-email", asdict(report))
+    return report
+
+
+def _kill_at_a_quarter(stack: Stack, box: httpx.Client, emails: int, report: EmailReport) -> None:
+    deadline = time.monotonic() + 300
+    while box.get("/api/stats").json()["kept"] < emails // 4:
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    hostname = kill_one_email_worker(stack)
+    report.kills += 1
+    report.sending_when_killed = sending_records(stack, hostname)
+    print(
+        f"chaos-email: killed {hostname} ({report.sending_when_killed} mid-send)", file=sys.stderr
+    )
+
+
+def _tally(report: EmailReport, box: httpx.Client) -> None:
+    messages = box.get("/api/messages", params={"limit": 5000}).json()["messages"]
+    subjects = [m["subject"] for m in messages]
+    wanted = {f"chaos {i}" for i in range(report.requested)}
+    report.received = len(wanted & set(subjects))
+    report.lost = len(wanted - set(subjects))
+    report.lost_sample = sorted(wanted - set(subjects))[:10]
+    report.duplicates_kept = len(subjects) - len(set(subjects))
+    stats = box.get("/api/stats").json()
+    report.copies_dropped_by_message_id = stats["duplicates_dropped"]
+    report.refused_by_fault = stats["refused_messages"]
+
+
+def measure_rate(emails: int, delay_ms: int) -> dict[str, float]:
+    """E-mails per second through one e-mail worker (default concurrency) to the mailbox."""
+    stack = email_stack(workers=1)
+    try:
+        with mailbox() as box, stack.api() as api:
+            box.delete("/api/messages")
+            box.put("/api/faults", json={"delay_ms": delay_ms})
+            started = time.monotonic()
+            submit(api, f"rate-{int(time.time())}", emails)
+            wait_for_mail(box, emails, stall=120)
+            seconds = time.monotonic() - started
+            kept = box.get("/api/stats").json()["kept"]
+    finally:
+        stack.down()
+    result = {
+        "emails": kept,
+        "delay_ms": delay_ms,
+        "seconds": round(seconds, 1),
+        "emails_per_second": round(kept / seconds, 1),
+    }
+    _write("email-rate", result)
+    return result
+
+
+def _write(kind: str, data: dict[str, object]) -> None:
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    path = REPORT_DIR / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    text = json.dumps(data, indent=2)
+    path.write_text(text + "\n")
+    print(text)
+    print(f"chaos-email: report written to {path.relative_to(ROOT)}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; exit 1 when an e-mail was lost or kept twice."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--emails", type=int, default=1000)
+    parser.add_argument("--refuse", type=int, default=100, help="451 the first N messages")
+    parser.add_argument("--rate", action="store_true", help="measure e-mails per second")
+    parser.add_argument("--delay-ms", type=int, default=0, help="(--rate) mailbox reply delay")
+    parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    opts = parser.parse_args(argv)
+    if opts.rate:
+        measure_rate(opts.emails, opts.delay_ms)
+        return 0
+    report = run(opts.emails, opts.refuse, keep=opts.keep)
+    ok = report.lost == 0 and report.duplicates_kept == 0
+    return 0 if ok and report.copies_dropped_by_message_id <= report.sending_when_killed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
