@@ -21,6 +21,8 @@ QUEUES = frozenset({"default", "default\x06\x163"})
         ("conveyor:pending", "pending submissions"),
         ("conveyor:dlq:entries", "dead letters"),
         ("conveyor:deliveries:5d1e:0", "delivery counters"),
+        ("conveyor:email:signup-42", "e-mail send records"),
+        ("email", "queues"),
         ("something-else", "other"),
     ],
 )

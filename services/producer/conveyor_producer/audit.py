@@ -30,6 +30,7 @@ _PREFIXES = (
     ("conveyor:tally:", "tally"),
     ("conveyor:deliveries:", "delivery counters"),
     ("conveyor:pending", "pending submissions"),
+    ("conveyor:email:", "e-mail send records"),
     ("conveyor:", "ledger"),
     ("_kombu.binding.", "bindings"),
 )
