@@ -22,7 +22,6 @@ QUEUES = frozenset({"default", "default\x06\x163"})
         ("conveyor:dlq:entries", "dead letters"),
         ("conveyor:deliveries:5d1e:0", "delivery counters"),
         ("conveyor:email:signup-42", "e-mail send records"),
-        ("email", "queues"),
         ("something-else", "other"),
     ],
 )
