@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -252,3 +253,24 @@ def test_a_partly_refused_email_goes_to_the_others(api, inbox: httpx.Client) -> 
     assert list(outcome["result"]["refused"]) == ["nobody@example.com"]
     [summary] = inbox.get("/api/messages").json()["messages"]
     assert summary["to"] == ["ada@example.com"]
+
+
+def test_the_rate_limit_spaces_emails_out(
+    start_worker, redis_server: RedisServer, mailbox: tuple[httpx.Client, int], inbox
+) -> None:
+    """EMAIL_RATE_LIMIT=2/s on a worker of its own: six e-mails take over two seconds."""
+    _, smtp_port = mailbox
+    env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "EMAIL_RATE_LIMIT": "2/s"}
+    start_worker(10, 11, extra_env=env, pool="threads", queues="email", concurrency=8)
+    limited = api_for(redis_server, 10, 11)
+    ids = [
+        _send(limited, to=[f"r{i}@example.com"], subject=f"rate {i}", text="x") for i in range(6)
+    ]
+    for task_id in ids:
+        assert task_outcome(limited, task_id, timeout=60)["state"] == "SUCCESS"
+    times = sorted(
+        datetime.fromisoformat(m["date"]) for m in inbox.get("/api/messages").json()["messages"]
+    )
+    assert len(times) == 6
+    # A token bucket of 2 per second: five waits of about half a second after the first.
+    assert (times[-1] - times[0]).total_seconds() >= 2.0

@@ -19,12 +19,19 @@ import redis
 from celery import Celery
 from pydantic import ValidationError
 
-from conveyor_core.settings import FlowerSettings, ProducerSettings, ReconcilerSettings, Settings
+from conveyor_core.settings import (
+    FlowerSettings,
+    ProducerSettings,
+    ReconcilerSettings,
+    Settings,
+    WorkerSettings,
+)
 
 #: Settings class of each role: each refuses its own missing or placeholder secrets.
 ROLES: dict[str, Callable[[], Settings]] = {
     "producer": ProducerSettings,
-    "worker": Settings,
+    # Workers read the e-mail settings too: a bad SMTP setup stops the worker at start.
+    "worker": WorkerSettings,
     "flower": FlowerSettings,
     "reconciler": ReconcilerSettings,
 }
