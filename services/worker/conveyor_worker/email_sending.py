@@ -242,7 +242,7 @@ def retry_delay(retries: int, settings: WorkerSettings) -> float:
     Half of each step is fixed, half random, so that e-mails refused together do not all
     come back at the same moment.
     """
-    step = min(settings.email_retry_backoff * 2.0**retries, settings.email_retry_backoff_max)
+    step = min(settings.email_retry_backoff * 2.0**retries, settings.retry_backoff_cap)
     jitter: float = random.uniform(0, step / 2)  # noqa: S311  # spreading retries, not secrets
     return step / 2 + jitter
 
