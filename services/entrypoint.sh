@@ -23,8 +23,19 @@ preflight() {
   return "$status"
 }
 
+# A published port on anything but loopback is reachable from the network: say so in
+# the log, where operators look (compose passes the host address it publishes on).
+warn_if_exposed() {
+  case "${CONVEYOR_BIND_ADDRESS:-127.0.0.1}" in
+    127.* | ::1 | localhost) ;;
+    *) echo "WARNING: $1 is published on ${CONVEYOR_BIND_ADDRESS}, not only on this machine;" \
+      "keep it behind a firewall or a TLS proxy (CONVEYOR_BIND_ADDRESS)" >&2 ;;
+  esac
+}
+
 case "$role" in
   producer)
+    warn_if_exposed producer
     preflight producer
     exec gunicorn --config python:conveyor_producer.gunicorn_conf \
       'conveyor_producer.api:create_api()' "$@"
@@ -42,6 +53,7 @@ case "$role" in
       "$@"
     ;;
   flower)
+    warn_if_exposed flower
     preflight flower
     exec celery --app conveyor_core.celery_app flower --conf=/app/flowerconfig.py "$@"
     ;;
@@ -50,6 +62,7 @@ case "$role" in
     exec python -m conveyor_reconciler.main "$@"
     ;;
   mailbox)
+    warn_if_exposed mailbox
     exec python -m conveyor_mailbox.server "$@"
     ;;
   "")

@@ -18,10 +18,10 @@ tmp=$(mktemp "${target}.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 while IFS= read -r line || [[ -n $line ]]; do
   case $line in
-    REDIS_PASSWORD=|CONVEYOR_API_KEY=|FLOWER_PASSWORD=) line="${line}$(secret)" ;;
+    REDIS_PASSWORD=|CONVEYOR_API_KEY=|FLOWER_PASSWORD=|FLOWER_COOKIE_SECRET=) line="${line}$(secret)" ;;
   esac
   printf '%s\n' "$line"
 done <"$example" >"$tmp"
 mv "$tmp" "$target"
 trap - EXIT
-echo "created $target with generated secrets (REDIS_PASSWORD, CONVEYOR_API_KEY, FLOWER_PASSWORD)"
+echo "created $target with generated secrets (REDIS_PASSWORD, CONVEYOR_API_KEY, FLOWER_PASSWORD, FLOWER_COOKIE_SECRET)"

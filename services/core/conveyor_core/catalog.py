@@ -102,6 +102,20 @@ class TaskSpec:
     params: type[BaseModel]
     summary: str
     queue: str = DEFAULT_QUEUE
+    #: Arguments that may be shown as they are in Flower, events and logs; None: all.
+    #: The others (personal data: addresses, bodies) are shown as their size only.
+    shown: frozenset[str] | None = None
+
+    def repr_options(self, kwargs: Mapping[str, Any]) -> dict[str, str]:
+        """Publish options (`argsrepr`, `kwargsrepr`) that mask personal data.
+
+        Flower, task events and worker logs show these instead of the arguments; empty
+        for tasks with nothing to hide.
+        """
+        if self.shown is None:
+            return {}
+        masked = {k: v if k in self.shown else _size_of(v) for k, v in kwargs.items()}
+        return {"argsrepr": "()", "kwargsrepr": repr(masked)}
 
     @property
     def celery_name(self) -> str:
@@ -159,6 +173,15 @@ class TaskSpec:
         return self.params.model_json_schema()
 
 
+def _size_of(value: Any) -> str:
+    """What a masked argument shows: its kind and size, never its content."""
+    if value is None:
+        return "None"
+    if isinstance(value, list | tuple | dict):
+        return f"<{len(value)} item(s)>"
+    return f"<{len(str(value))} chars>"
+
+
 def _placeholder(params: type[BaseModel], name: str) -> Any:
     """A value that passes validation for a parameter filled in later by a chain."""
     annotation = params.model_fields[name].annotation
@@ -194,7 +217,13 @@ CATALOG: dict[str, TaskSpec] = {
         TaskSpec("progress", ProgressParams, "Work through steps, reporting progress."),
         TaskSpec("crash", NoParams, "Kill its own worker process (a poison message)."),
         TaskSpec("tally", TallyParams, "Count this execution in the tally store (chaos)."),
-        TaskSpec("send_email", EmailParams, "Send one e-mail over SMTP, once.", EMAIL_QUEUE),
+        TaskSpec(
+            "send_email",
+            EmailParams,
+            "Send one e-mail over SMTP, once.",
+            EMAIL_QUEUE,
+            shown=frozenset({"template", "idempotency_key"}),
+        ),
     )
 }
 

@@ -78,14 +78,14 @@ class StoringHandler:
     ) -> str:
         """Store the message (before answering 250), unless the fault switch refuses it."""
         if refusal := self.faults.message_rejection():
-            logger.info("refused a message for %s: %s", ", ".join(envelope.rcpt_tos), refusal)
+            logger.info("refused a message: %s", refusal)
             return refusal
         raw = envelope.original_content or b""
         message = self.store.add(envelope.mail_from or "", list(envelope.rcpt_tos), raw)
         if message is None:
             logger.info("dropped a second copy of a message already kept")
         else:
-            logger.info("received message %d for %s", message.id, ", ".join(message.recipients))
+            logger.info("received message %d (%s)", message.id, message.message_id)
         return "250 Message accepted for delivery"
 
 

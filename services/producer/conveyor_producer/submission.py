@@ -47,7 +47,14 @@ def signature(
         raise InvalidArgumentsError(field + exc.message, field + (exc.field or "")) from None
     queue = options.pop("queue", None) or spec.queue
     task_id = str(uuid.uuid4())
-    sig = celery.signature(spec.celery_name, kwargs=kwargs, queue=queue, task_id=task_id, **options)
+    sig = celery.signature(
+        spec.celery_name,
+        kwargs=kwargs,
+        queue=queue,
+        task_id=task_id,
+        **options,
+        **spec.repr_options(kwargs),
+    )
     return sig, Issued(task_id, spec.name, queue, replay_call(spec, kwargs, queue, options))
 
 

@@ -31,7 +31,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from conveyor_core.catalog import known_queues
+from conveyor_core.catalog import TASK_NAME_PREFIX, known_queues, lookup
 from conveyor_core.celery_app import create_app, priority_lists
 from conveyor_core.ledger_keys import (
     PENDING,
@@ -191,9 +191,12 @@ class Reconciler:
         for name in ("eta", "expires"):
             if name in options:
                 options[name] = datetime.fromisoformat(options[name])
+        kwargs = call.get("kwargs", {})
+        spec = lookup(call["task"].removeprefix(TASK_NAME_PREFIX))
+        options.update(spec.repr_options(kwargs) if spec else {})
         self.app.send_task(
             call["task"],
-            kwargs=call.get("kwargs", {}),
+            kwargs=kwargs,
             task_id=task_id,
             headers={REPUBLISHED_HEADER: True},
             **options,

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import re
 import smtplib
 import socket
 import ssl
@@ -80,7 +81,8 @@ def classify(exc: BaseException, server: str) -> tuple[bool, str]:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         details = "; ".join(
-            f"{rcpt}: {code} {_text(reply)}" for rcpt, (code, reply) in exc.recipients.items()
+            f"recipient {n}: {code} {_text(reply)}"
+            for n, (code, reply) in enumerate(exc.recipients.values(), start=1)
         )
         transient = all(400 <= code < 500 for code in codes)
         return transient, f"{server} refused every recipient: {details}"
@@ -97,8 +99,14 @@ def classify(exc: BaseException, server: str) -> tuple[bool, str]:
     return False, f"{server}: {type(exc).__name__}: {exc}"
 
 
+#: Anything shaped like an address, so that errors and logs carry no personal data
+#: (servers quote the recipient in their replies).
+_ADDRESS = re.compile(r"[^\s<>(),;:\"']+@[^\s<>(),;:\"']+")
+
+
 def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return _ADDRESS.sub("<address>", text)
 
 
 class SmtpClient:
@@ -287,13 +295,14 @@ def send_once(task: Task[Any, Any], params: EmailParams) -> dict[str, Any]:
         raise
     records.mark_sent(key, message_id)
     if refused:
-        logger.warning("e-mail %s: recipients refused: %s", key, refused)
+        logger.warning("e-mail %s: %d recipient(s) refused", key, len(refused))
+    # The result is shown in Flower and the worker's log: replies, not addresses.
     return {
         "status": "sent",
         "message_id": message_id,
         "idempotency_key": key,
         "recipients": len(params.recipients()) - len(refused),
-        "refused": refused,
+        "refused": sorted(refused.values()),
     }
 
 

@@ -6,7 +6,7 @@ from celery.signals import worker_init
 
 from conveyor_core.celery_app import app
 from conveyor_core.settings import get_worker_settings
-from conveyor_worker import rescue, tasks
+from conveyor_worker import remote_control, rescue, tasks
 from conveyor_worker.heartbeat import Heartbeat
 
 app.steps["consumer"].add(Heartbeat)
@@ -14,6 +14,8 @@ app.steps["consumer"].add(Heartbeat)
 app.conf.worker_consumer = "conveyor_worker.dead_lettering:DeadLetteringConsumer"
 # Messages kombu cannot restore at shutdown go to the rescue volume, as JSON.
 rescue.install()
+# Broker clients may read state and revoke tasks, not stop or reshape workers.
+remote_control.restrict()
 
 
 @worker_init.connect

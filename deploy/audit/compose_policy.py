@@ -1,0 +1,109 @@
+"""The compose policy: docs/security.md's controls, checked in the rendered configuration.
+
+The configuration is what `docker compose config --format json` prints.
+
+    docker compose config --format json | python deploy/audit/compose_policy.py
+
+Exit 1 with one line per violation, naming the service and the control.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Services that may publish a port (on loopback by default), and nothing else may.
+PUBLISHED = {"producer", "flower", "mailbox"}
+LOOPBACK = {"127.0.0.1", "::1"}
+#: Commands the application's Redis user must not have.
+REDIS_DENIED = ("-config", "-flushall", "-debug", "-module", "-shutdown", "-acl")
+DOCKERFILE = Path(__file__).resolve().parents[2] / "services" / "Dockerfile"
+
+
+def image_user_is_root(dockerfile: Path = DOCKERFILE) -> bool:
+    """Whether the app image's last USER is root (or missing)."""
+    users = re.findall(r"^USER\s+(\S+)", dockerfile.read_text(), re.M)
+    return not users or users[-1].split(":")[0] in {"0", "root"}
+
+
+def service_problems(name: str, service: dict[str, Any], networks: dict[str, Any]) -> list[str]:
+    """The controls one service breaks."""
+    problems = []
+    if "ALL" not in (service.get("cap_drop") or []):
+        problems.append("cap_drop must include ALL")
+    if service.get("cap_add"):
+        problems.append(f"cap_add {service['cap_add']} (document and allow-list it first)")
+    if "no-new-privileges:true" not in (service.get("security_opt") or []):
+        problems.append("security_opt must include no-new-privileges:true")
+    if service.get("read_only") is not True:
+        problems.append("read_only must be true")
+    if not service.get("mem_limit"):
+        problems.append("mem_limit missing")
+    if not service.get("pids_limit"):
+        problems.append("pids_limit missing")
+    if service.get("privileged"):
+        problems.append("privileged")
+    for key in ("network_mode", "pid", "ipc"):
+        if service.get(key) == "host":
+            problems.append(f"{key}: host")
+    for volume in service.get("volumes") or []:
+        if "docker.sock" in str(volume.get("source", "")):
+            problems.append("mounts the Docker socket")
+    user = str(service.get("user") or "")
+    if user.split(":")[0] in {"0", "root"} or (not user and image_user_is_root()):
+        problems.append("runs as root")
+    if "FLOWER_UNAUTHENTICATED_API" in (service.get("environment") or {}):
+        problems.append("sets FLOWER_UNAUTHENTICATED_API")
+    ports = service.get("ports") or []
+    if ports and name not in PUBLISHED:
+        problems.append("publishes a port")
+    for port in ports:
+        if port.get("host_ip") not in LOOPBACK:
+            problems.append(
+                f"publishes {port.get('target')} on {port.get('host_ip') or 'every address'}"
+            )
+    if name == "redis":
+        problems += redis_problems(service, networks)
+    return problems
+
+
+def redis_problems(service: dict[str, Any], networks: dict[str, Any]) -> list[str]:
+    """Redis: internal networks only, a password, and an ACL without admin commands."""
+    problems = []
+    for network in service.get("networks") or {}:
+        if not (networks.get(network) or {}).get("internal"):
+            problems.append(f"on network {network}, which is not internal")
+    command = " ".join(service.get("command") or [])
+    if "--user default on" not in command or "nopass" in command:
+        problems.append("Redis's default user needs a password and an ACL")
+    problems += [
+        f"the ACL does not deny {rule[1:]}" for rule in REDIS_DENIED if rule not in command
+    ]
+    return problems
+
+
+def check(config: dict[str, Any]) -> list[str]:
+    """Every violation in a rendered compose configuration."""
+    networks = config.get("networks") or {}
+    return [
+        f"{name}: {problem}"
+        for name, service in sorted((config.get("services") or {}).items())
+        for problem in service_problems(name, service, networks)
+    ]
+
+
+def main() -> int:
+    """Read the configuration from stdin; print violations; exit 1 if any."""
+    problems = check(json.load(sys.stdin))
+    for problem in problems:
+        print(f"compose policy: {problem}")
+    if not problems:
+        print("compose policy: every service passes")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The compose policy (`make audit`): the real configuration passes, and taking away any
+control makes it fail, naming the service and the control."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.helpers import ROOT
+
+spec = importlib.util.spec_from_file_location(
+    "compose_policy", ROOT / "deploy/audit/compose_policy.py"
+)
+assert spec and spec.loader
+policy = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(policy)
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    if not shutil.which("docker"):
+        pytest.fail("this test renders docker-compose.yml: it needs Docker's compose plugin")
+    env = {**os.environ, "REDIS_PASSWORD": "x", "CONVEYOR_API_KEY": "x", "FLOWER_PASSWORD": "x"}
+    for name in ("CONVEYOR_BIND_ADDRESS", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME"):
+        env.pop(name, None)
+    done = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(json.loads(done.stdout))
+
+
+def test_the_stack_passes(config: dict[str, Any]) -> None:
+    assert policy.check(config) == []
+
+
+@pytest.mark.parametrize(
+    ("service", "change", "expected"),
+    [
+        ("worker", lambda s: s.pop("cap_drop"), "worker: cap_drop must include ALL"),
+        ("flower", lambda s: s.update(cap_add=["NET_ADMIN"]), "flower: cap_add"),
+        ("producer", lambda s: s.pop("security_opt"), "producer: security_opt"),
+        ("mailbox", lambda s: s.update(read_only=False), "mailbox: read_only"),
+        ("reconciler", lambda s: s.pop("mem_limit"), "reconciler: mem_limit"),
+        ("email-worker", lambda s: s.pop("pids_limit"), "email-worker: pids_limit"),
+        ("worker", lambda s: s.update(privileged=True), "worker: privileged"),
+        ("redis", lambda s: s.update(user="root"), "redis: runs as root"),
+        (
+            "worker",
+            lambda s: s.update(volumes=[{"source": "/var/run/docker.sock", "target": "/s"}]),
+            "worker: mounts the Docker socket",
+        ),
+        (
+            "redis",
+            lambda s: s.update(ports=[{"target": 6379, "published": "6379", "host_ip": ""}]),
+            "redis: publishes a port",
+        ),
+        ("producer", lambda s: s["ports"][0].update(host_ip="0.0.0.0"), "producer: publishes"),
+        (
+            "flower",
+            lambda s: s["environment"].update(FLOWER_UNAUTHENTICATED_API="true"),
+            "flower: sets FLOWER_UNAUTHENTICATED_API",
+        ),
+        ("redis", lambda s: s.update(command=["redis-server"]), "redis: Redis's default user"),
+        (
+            "redis",
+            lambda s: s.update(command=[" ".join(s["command"]).replace("-flushall", "")]),
+            "redis: the ACL does not deny flushall",
+        ),
+    ],
+)
+def test_removing_a_control_fails_the_policy(
+    config: dict[str, Any], service: str, change: Any, expected: str
+) -> None:
+    broken = copy.deepcopy(config)
+    change(broken["services"][service])
+    assert any(p.startswith(expected) for p in policy.check(broken)), policy.check(broken)
+
+
+def test_redis_on_a_network_that_is_not_internal_fails(config: dict[str, Any]) -> None:
+    broken = copy.deepcopy(config)
+    broken["networks"]["backend"]["internal"] = False
+    assert "redis: on network backend, which is not internal" in policy.check(broken)
