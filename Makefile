@@ -45,7 +45,7 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: up
-up: docker-check .env images ## Build and start the stack; wait until every service is healthy
+up: docker-check env images ## Build and start the stack; wait until every service is healthy
 	$(DC) up --detach --wait --remove-orphans
 	@$(MAKE) urls
 
@@ -169,7 +169,8 @@ $(WHEELS)/.complete: requirements.lock deploy/scripts/wheelhouse.sh
 	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: env
-env: .env ## Create .env with generated secrets (never overwrites an existing one)
+env: ## Create .env with generated secrets, or add a generated secret it lacks (never overwrites)
+	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: lock
 lock: $(VENV)/.complete ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml

@@ -6,12 +6,24 @@ set -euo pipefail
 example=${1:-.env.example}
 target=${2:-.env}
 
+generated=(REDIS_PASSWORD CONVEYOR_API_KEY FLOWER_PASSWORD FLOWER_COOKIE_SECRET)
+secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+# An existing .env is never rewritten; a generated secret it lacks altogether (added in
+# a later version) is appended, so an upgrade never starts without it.
 if [[ -e $target ]]; then
-  echo "$target exists; leaving it alone"
+  added=()
+  for name in "${generated[@]}"; do
+    if ! grep -q "^${name}=" "$target"; then
+      printf '%s=%s\n' "$name" "$(secret)" >>"$target"
+      added+=("$name")
+    fi
+  done
+  if ((${#added[@]})); then
+    echo "$target exists; added generated ${added[*]}"
+  fi
   exit 0
 fi
-
-secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 
 umask 077
 tmp=$(mktemp "${target}.XXXXXX")

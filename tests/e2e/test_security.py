@@ -19,7 +19,8 @@ import pytest
 from tests.e2e.conftest import ENV, PORTS, PROJECT, Stack, compose, containers, make, run
 from tests.helpers import ROOT, read_env_file, task_outcome, wait_for
 
-pytestmark = pytest.mark.e2e
+# Every test here runs against the stack (`make up` once per session, see conftest).
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stack")]
 
 IMAGE = f"conveyor-app:{os.environ.get('CONVEYOR_IMAGE_TAG', 'dev')}"
 
@@ -148,7 +149,8 @@ def test_remote_control_cannot_stop_or_reshape_workers(stack: Stack) -> None:
         assert "is disabled on Conveyor workers" in done.stdout + done.stderr, done
     pings = compose(*celery, "inspect", "ping", "--timeout", "3").stdout
     assert pings.count("pong") >= 2  # every worker is still there
-    assert "revoked" in compose(*celery, "inspect", "revoked", "--timeout", "3").stdout
+    # Reading state is still allowed.
+    assert "2 nodes online" in compose(*celery, "inspect", "revoked", "--timeout", "3").stdout
 
 
 # ---- 4. Flower ------------------------------------------------------------------------
@@ -263,7 +265,8 @@ def test_secrets_are_never_printed_nor_baked_into_the_image(stack: Stack) -> Non
         assert value not in image + history, f"{name} is in the image"
     files = run(
         "docker", "run", "--rm", "--entrypoint", "sh", IMAGE, "-c",
-        "find / -xdev -name .env -o -xdev -name '*.env' 2>/dev/null",
+        # Unreadable folders make find exit 1; what it lists is what counts.
+        "find / -xdev \\( -name .env -o -name '*.env' \\) 2>/dev/null; exit 0",
     ).stdout  # fmt: skip
     assert files.strip() == ""
 

@@ -318,6 +318,8 @@ async def serve(settings: MailboxSettings) -> None:
 def main() -> None:
     """Entry point of the mailbox service."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # aiosmtpd logs every command at INFO, recipients included: keep addresses out of logs.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(serve(MailboxSettings()))
 
 
