@@ -20,7 +20,6 @@ concurrency, with the mailbox answering at once or `--delay-ms` late.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -30,8 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from tests.chaos.run import PORTS, REPORT_DIR, Stack
-from tests.helpers import ROOT
+from tests.chaos.run import PORTS, Stack, write
 
 #: Retry quickly in the chaos stack (MAX_COUNTDOWN there is 10 s, VISIBILITY_TIMEOUT 30 s).
 EMAIL_LIMITS = {
@@ -160,7 +158,7 @@ def run(
         if not keep:
             stack.down()
     report.seconds = round(time.monotonic() - started, 1)
-    _write("chaos-email", asdict(report))
+    write("chaos-email", asdict(report))
     return report
 
 
@@ -211,17 +209,8 @@ def measure_rate(emails: int, delay_ms: int) -> dict[str, float]:
         "seconds": round(seconds, 1),
         "emails_per_second": round(kept / seconds, 1),
     }
-    _write("email-rate", result)
+    write("email-rate", result)
     return result
-
-
-def _write(kind: str, data: dict[str, object]) -> None:
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    path = REPORT_DIR / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    text = json.dumps(data, indent=2)
-    path.write_text(text + "\n")
-    print(text)
-    print(f"chaos-email: report written to {path.relative_to(ROOT)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

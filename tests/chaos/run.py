@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -285,7 +286,7 @@ def run(
     finally:
         if not keep:
             stack.down()
-    write(report)
+    write("chaos" if persistence else "chaos-no-persistence", asdict(report))
     return report
 
 
@@ -304,15 +305,14 @@ def tally_up(report: Report, tally: redis.Redis, accepted: list[str], executed: 
     report.executed_but_not_accepted = len(executed - wanted)
 
 
-def write(report: Report) -> Path:
-    """Print the report and write it as JSON under .build/chaos/."""
+def write(kind: str, data: dict[str, Any]) -> Path:
+    """Print a report and write it as JSON under .build/chaos/<kind>-<time>.json."""
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    kind = "chaos" if report.persistence else "chaos-no-persistence"
     path = REPORT_DIR / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    text = json.dumps(asdict(report), indent=2)
+    text = json.dumps(data, indent=2)
     path.write_text(text + "\n")
     print(text)
-    print(f"chaos: report written to {path.relative_to(ROOT)}", file=sys.stderr)
+    print(f"{kind}: report written to {path.relative_to(ROOT)}", file=sys.stderr)
     return path
 
 

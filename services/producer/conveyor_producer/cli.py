@@ -237,7 +237,11 @@ def cmd_submit(opts: argparse.Namespace, client: httpx.Client) -> int:
     for option in ("countdown", "eta", "expires", "priority", "queue", "idempotency_key"):
         if getattr(opts, option) is not None:
             body[option] = getattr(opts, option)
-    submitted = call(client, "POST", "/api/v1/tasks", json=body)
+    return show_or_wait(opts, client, call(client, "POST", "/api/v1/tasks", json=body))
+
+
+def show_or_wait(opts: argparse.Namespace, client: httpx.Client, submitted: dict[str, Any]) -> int:
+    """Show a submission's id, or with --wait its outcome (exit 1 if it failed)."""
     if not opts.wait:
         show(opts, submitted)
         return 0
@@ -382,13 +386,7 @@ def _attachment(path: str) -> dict[str, str]:
 
 def cmd_email(opts: argparse.Namespace, client: httpx.Client) -> int:
     """Send one e-mail, optionally waiting until the worker sent it."""
-    submitted = call(client, "POST", "/api/v1/emails", json=email_body(opts))
-    if not opts.wait:
-        show(opts, submitted)
-        return 0
-    status = wait_for_task(client, submitted["id"], opts.wait)
-    show(opts, status)
-    return _status_exit([status])
+    return show_or_wait(opts, client, call(client, "POST", "/api/v1/emails", json=email_body(opts)))
 
 
 def cmd_queues(opts: argparse.Namespace, client: httpx.Client) -> int:

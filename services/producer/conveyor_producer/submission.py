@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 from celery import Celery
 from celery.canvas import Signature
 from fastapi import Response
+from pydantic import BaseModel
 
 from conveyor_core.catalog import TaskSpec, known_queues, lookup
 from conveyor_core.errors import InvalidArgumentsError
@@ -18,7 +20,7 @@ from conveyor_producer.context import Context
 from conveyor_producer.errors import BROKER_ERRORS, ApiError
 from conveyor_producer.ledger import Issued
 from conveyor_producer.metrics import count_submissions
-from conveyor_producer.schemas import TaskCall, TaskRequest
+from conveyor_producer.schemas import Submitted, TaskCall, TaskRequest
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,18 @@ def publish_recorded(publish: Callable[[], Any], ids: Sequence[str]) -> None:
             len(ids),
             exc,
         )
+
+
+#: OpenAPI description of the 200 a repeated idempotency key gets instead of the 202.
+IDEMPOTENT_REPEAT: dict[int | str, dict[str, Any]] = {
+    200: {"model": Submitted, "description": "Idempotency key seen"}
+}
+
+
+def fingerprint(request: BaseModel) -> str:
+    """A digest of what a request asks for, to tell a retry from a reused key."""
+    canonical = request.model_dump_json(exclude={"idempotency_key"})
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def submit_one(

@@ -21,6 +21,7 @@ import uuid
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from celery import Task
@@ -234,14 +235,10 @@ class _StaleConnectionError(Exception):
     """A kept connection turned out closed before this e-mail's transaction began."""
 
 
-_client_lock = threading.Lock()
-_clients: dict[int, SmtpClient] = {}
-
-
-def smtp_client(settings: WorkerSettings) -> SmtpClient:
+@lru_cache(maxsize=1)
+def smtp_client() -> SmtpClient:
     """The process's SMTP client (its kept connections are per thread)."""
-    with _client_lock:
-        return _clients.setdefault(id(settings), SmtpClient(settings))
+    return SmtpClient(get_worker_settings())
 
 
 def retry_delay(retries: int, settings: WorkerSettings) -> float:
@@ -282,7 +279,7 @@ def send_once(task: Task[Any, Any], params: EmailParams) -> dict[str, Any]:
             max_retries=(request.retries or 0) + 1,
         )
     sender = parseaddr(settings.email_from)[1]
-    client = smtp_client(settings)
+    client = smtp_client()
     try:
         message = build_message(params, settings, message_id)
         refused = client.send(message, sender, params.recipients())

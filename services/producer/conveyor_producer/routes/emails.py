@@ -9,7 +9,6 @@ e-mail to the worker: it is sent once.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 from fastapi import APIRouter, Response
@@ -19,7 +18,13 @@ from conveyor_core.email_schema import EmailParams
 from conveyor_producer.context import Context
 from conveyor_producer.errors import ApiError
 from conveyor_producer.schemas import BatchSubmitted, Strict, Submitted, TaskCall
-from conveyor_producer.submission import signature, submit_many, submit_one
+from conveyor_producer.submission import (
+    IDEMPOTENT_REPEAT,
+    fingerprint,
+    signature,
+    submit_many,
+    submit_one,
+)
 
 TASK = "send_email"
 
@@ -50,27 +55,16 @@ def _call(email: EmailParams) -> TaskCall:
     return TaskCall(task=TASK, kwargs=kwargs)
 
 
-def _fingerprint(email: EmailParams) -> str:
-    """A digest of the e-mail, to tell a retried request from a reused key."""
-    canonical = email.model_dump_json(exclude={"idempotency_key"})
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
 def build(ctx: Context) -> APIRouter:
     """The e-mail routes."""
     router = APIRouter(prefix="/emails", tags=["emails"])
 
-    @router.post(
-        "",
-        status_code=202,
-        response_model=Submitted,
-        responses={200: {"model": Submitted, "description": "Idempotency key seen"}},
-    )
+    @router.post("", status_code=202, response_model=Submitted, responses=IDEMPOTENT_REPEAT)
     def send_email(email: EmailParams, response: Response) -> Submitted:
         """Send one e-mail (text and/or HTML, or a template with its context)."""
         sig, issued = signature(ctx.celery, _call(email))
         key = email.idempotency_key
-        idempotency = None if key is None else (f"email:{key}", _fingerprint(email))
+        idempotency = None if key is None else (f"email:{key}", fingerprint(email))
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
     @router.post("/batch", status_code=202, response_model=BatchSubmitted)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 from typing import Annotated
@@ -23,13 +22,14 @@ from conveyor_producer.schemas import (
     TaskStatus,
 )
 from conveyor_producer.status import task_status
-from conveyor_producer.submission import publish_options, signature, submit_many, submit_one
-
-
-def _fingerprint(request: TaskRequest) -> str:
-    """A digest of what the request asks for, to tell a retry from a reused key."""
-    canonical = request.model_dump_json(exclude={"idempotency_key"})
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+from conveyor_producer.submission import (
+    IDEMPOTENT_REPEAT,
+    fingerprint,
+    publish_options,
+    signature,
+    submit_many,
+    submit_one,
+)
 
 
 def _known(ctx: Context, task_id: uuid.UUID) -> dict[str, str]:
@@ -43,18 +43,13 @@ def build(ctx: Context) -> APIRouter:
     """The task routes."""
     router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-    @router.post(
-        "",
-        status_code=202,
-        response_model=Submitted,
-        responses={200: {"model": Submitted, "description": "Idempotency key seen"}},
-    )
+    @router.post("", status_code=202, response_model=Submitted, responses=IDEMPOTENT_REPEAT)
     def submit_task(request: TaskRequest, response: Response) -> Submitted:
         """Enqueue one task of the catalogue."""
         options = publish_options(request, ctx.settings.max_countdown)
         sig, issued = signature(ctx.celery, request, **options)
         key = request.idempotency_key
-        idempotency = None if key is None else (key, _fingerprint(request))
+        idempotency = None if key is None else (key, fingerprint(request))
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
     @router.post("/batch", status_code=202, response_model=BatchSubmitted)
