@@ -19,6 +19,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BUILD_DIR := .build
 WHEELS := $(BUILD_DIR)/wheels
+BENCH_WHEELS := $(BUILD_DIR)/bench-wheels
 BASES_ENV := $(BUILD_DIR)/bases.env
 
 # Compose v2 (`docker compose`) by default, the standalone `docker-compose` otherwise;
@@ -206,6 +207,24 @@ chaos-email: venv docker-check .env images ## E-mails under faults: EMAILS=1000,
 email-rate: venv docker-check .env images ## E-mails per second through one e-mail worker (EMAILS=500, DELAY_MS=0: mailbox reply delay)
 	$(VENV)/bin/python -m tests.chaos.emails --rate --emails $(or $(EMAILS),500) --delay-ms $(or $(DELAY_MS),0)
 
+##@ Benchmark
+.PHONY: bench
+bench: venv docker-check env images bench-image ## Benchmark against stock Celery, Dramatiq and the Redis ceiling; writes bench/results/ (docs/performance.md)
+	PYTHONPATH=bench $(VENV)/bin/python -m conveyor_bench $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: ## The same, with small N: a smoke run whose figures mean nothing
+	@$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
+.PHONY: bench-image
+bench-image: $(BENCH_WHEELS)/.complete
+	$(DC) -f docker-compose.yml -f bench/compose.bench.yml --profile bench build bench-agent
+
+$(BENCH_WHEELS)/.complete: bench/requirements.lock deploy/scripts/wheelhouse.sh
+	@rm -rf $(BENCH_WHEELS)
+	bash deploy/scripts/wheelhouse.sh bench/requirements.lock $(BENCH_WHEELS)
+	@touch $@
+
 .PHONY: test-unit
 test-unit: venv ## Run the unit tests only (no Docker)
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
@@ -214,10 +233,10 @@ test-unit: venv ## Run the unit tests only (no Docker)
 lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services tests
+	$(VENV)/bin/mypy services tests bench
 	shellcheck services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.sh .ci/run
-	$(VENV)/bin/hadolint services/Dockerfile deploy/base-images/redis.Dockerfile
-	$(VENV)/bin/yamllint -s docker-compose.yml
+	$(VENV)/bin/hadolint services/Dockerfile deploy/base-images/redis.Dockerfile bench/Dockerfile
+	$(VENV)/bin/yamllint -s docker-compose.yml bench/compose.bench.yml
 	REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x $(COMPOSE) config --quiet
 
 .PHONY: audit

@@ -49,7 +49,6 @@ case "$role" in
       --queues "${WORKER_QUEUES:-default}" \
       --pool "${WORKER_POOL:-prefork}" \
       --concurrency "${WORKER_CONCURRENCY:-2}" \
-      --task-events \
       "$@"
     ;;
   flower)

@@ -68,7 +68,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_track_started": True,
         "task_send_sent_event": True,
-        "worker_send_task_events": True,
+        "worker_send_task_events": settings.worker_send_task_events,
         # A publish that cannot reach Redis fails within a few seconds (the API turns
         # that into a 503) instead of retrying for minutes.
         "task_publish_retry_policy": {

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     #: Seconds of soft shutdown after a cold shutdown starts (Celery 5.5+; 0 disables).
     worker_soft_shutdown_timeout: float = Field(30.0, ge=0)
     worker_prefetch_multiplier: int = Field(1, ge=1)
+    #: Task events (received, started, succeeded...) for Flower; off only to measure them.
+    worker_send_task_events: bool = True
     #: Longest countdown or farthest ETA accepted (seconds). A waiting ETA task sits
     #: unacknowledged in a worker, so it must come due and finish before the visibility
     #: timeout.

@@ -1,0 +1,1 @@
+"""Code that runs inside the bench containers: load generators, watchers, baselines."""
