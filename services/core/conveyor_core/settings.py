@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     worker_prefetch_multiplier: int = Field(1, ge=1)
     #: Task events (received, started, succeeded...) for Flower; off only to measure them.
     worker_send_task_events: bool = True
+    #: Seconds a worker buffers task events before publishing them together (0: at once).
+    worker_event_flush_interval: float = Field(0.1, ge=0, le=5)
+    #: Log a line per task received and per task finished (INFO). Off: Flower's events
+    #: and the API show every task, and two log lines per task cost throughput.
+    worker_log_tasks: bool = False
     #: Longest countdown or farthest ETA accepted (seconds). A waiting ETA task sits
     #: unacknowledged in a worker, so it must come due and finish before the visibility
     #: timeout.
