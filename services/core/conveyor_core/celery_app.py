@@ -12,6 +12,7 @@ from celery import Celery
 from kombu import Queue
 
 from conveyor_core.catalog import CATALOG, DEFAULT_QUEUE, known_queues
+from conveyor_core.result_store import backend_url
 from conveyor_core.settings import Settings, get_settings
 
 
@@ -37,7 +38,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend_url,
+        # Each state stored in one round trip (conveyor_core.result_store).
+        "result_backend": backend_url(settings.result_backend_url),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "redis_socket_connect_timeout": settings.redis_socket_timeout,
@@ -66,7 +68,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_track_started": True,
+        # No STARTED state in the result backend (two round trips per task): the worker
+        # records the start on the task's hash, where the API reads it, and Flower gets
+        # the task-started event.
+        "task_track_started": False,
         "task_send_sent_event": True,
         "worker_send_task_events": settings.worker_send_task_events,
         # A publish that cannot reach Redis fails within a few seconds (the API turns

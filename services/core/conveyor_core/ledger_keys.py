@@ -60,6 +60,19 @@ def deliveries_key(task_id: str, retries: int) -> str:
     return f"{DELIVERIES_PREFIX}{task_id}:{retries}"
 
 
+#: A worker starts a task: count this start of the delivery (poison detection), and set
+#: fields on the task's hash if it exists (as HSET_IF_EXISTS), in one round trip.
+#: KEYS: delivery counter, hash; ARGV: counter TTL, then field/value pairs. Returns the
+#: number of starts of this delivery so far.
+START = """
+local starts = redis.call('incr', KEYS[1])
+redis.call('expire', KEYS[1], ARGV[1])
+if #ARGV > 1 and redis.call('exists', KEYS[2]) == 1 then
+  redis.call('hset', KEYS[2], unpack(ARGV, 2))
+end
+return starts
+"""
+
 #: A task reached a terminal state: set fields on its hash if it exists (as
 #: HSET_IF_EXISTS) and drop it from the pending set. KEYS: hash, pending set;
 #: ARGV: task id, then field/value pairs.

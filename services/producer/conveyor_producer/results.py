@@ -9,10 +9,11 @@ the result connection when Redis is down, so this backend leaves them out.
 
 from typing import Any
 
-from celery.backends.redis import RedisBackend
+from conveyor_core.result_store import ConveyorRedisBackend
+from conveyor_core.result_store import backend_url as _backend_url
 
 
-class PublishOnlyRedisBackend(RedisBackend):
+class PublishOnlyRedisBackend(ConveyorRedisBackend):
     """RedisBackend that does not subscribe to results when a task is published."""
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
@@ -21,4 +22,4 @@ class PublishOnlyRedisBackend(RedisBackend):
 
 def backend_url(redis_url: str) -> str:
     """The `result_backend` value selecting this class for a Redis URL."""
-    return f"{__name__}:{PublishOnlyRedisBackend.__name__}+{redis_url}"
+    return _backend_url(redis_url, PublishOnlyRedisBackend)

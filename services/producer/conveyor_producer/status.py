@@ -51,6 +51,9 @@ def task_status(
     result: AsyncResult[Any] = AsyncResult(task_id, app=celery)
     state, value, error, meta = outcome(result)
     ledger = read_ledger()
+    if state == "PENDING" and "started_at" in ledger:
+        # Workers do not store STARTED (task_track_started is off); they record the start.
+        state = "STARTED"
     ready = state in TERMINAL_STATES
     # postrun (which records finished_at) runs just after the result is stored.
     finished_at = _time(ledger.get("finished_at")) or (_done(result) if ready else None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 import traceback as tb
 from typing import Any
 
@@ -28,9 +29,9 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
 from conveyor_core.dead_letters import DeadLetter, DeadLetterStore, clip, new_entry_id
-from conveyor_core.ledger_keys import REPUBLISHED_HEADER, deliveries_key
+from conveyor_core.ledger_keys import REPUBLISHED_HEADER, START, deliveries_key, task_key
 from conveyor_core.settings import get_settings
-from conveyor_worker.lifecycle import result_client
+from conveyor_worker.lifecycle import RECEIVED_AT_FIELD, result_client
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +44,34 @@ def store() -> DeadLetterStore:
     return DeadLetterStore(result_client())
 
 
-def count_execution(task_id: str, retries: int) -> int | None:
-    """Count one more start of this delivery; None when Redis cannot say."""
-    key = deliveries_key(task_id, retries)
+def begin_execution(task: Task[Any, Any]) -> int | None:
+    """Count one more start of this delivery and record it on the task's hash.
+
+    One round trip (`ledger_keys.START`): the start count for poison detection, and
+    received/started times, retries and worker for the producer's status route. None
+    when Redis cannot say.
+    """
+    request = task.request
+    task_id = request.id or ""
+    retries = request.retries or 0
+    fields: list[Any] = ["started_at", time.time(), "retries", retries]
+    fields += ["worker", request.hostname or ""]
+    received_at = getattr(request, RECEIVED_AT_FIELD, None)
+    if received_at is not None:
+        fields += ["received_at", received_at]
+    keys = (deliveries_key(task_id, retries), task_key(task_id))
     try:
-        pipe = result_client().pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, DELIVERIES_TTL)
-        count, _ = pipe.execute()
+        starts = result_client().eval(START, 2, *keys, DELIVERIES_TTL, *fields)
     except redis.RedisError as exc:
-        logger.warning("could not count the execution of %s: %s", task_id, exc)
+        logger.warning("could not record the start of %s: %s", task_id, exc)
         return None
-    return int(count)
+    return int(starts)
 
 
 def guard(task: Task[Any, Any]) -> None:
-    """Before a task runs: quarantine a poison message, skip a finished republished one.
+    """Before a task runs: record its start, quarantine poison, skip a finished copy.
 
+    The start is recorded by `begin_execution`.
     Raises `Reject` (not requeued) for a task whose earlier executions all died with
     their process, and `Ignore` for a task the reconciler published again that already
     succeeded. Celery's own `worker_deduplicate_successful_tasks` covers messages
@@ -68,7 +80,7 @@ def guard(task: Task[Any, Any]) -> None:
     request = task.request
     if request.called_directly or not request.id:
         return
-    starts = count_execution(request.id, request.retries or 0)
+    starts = begin_execution(task)
     limit = get_settings().max_deliveries
     if starts is not None and starts > limit:
         quarantine(task, starts - 1)

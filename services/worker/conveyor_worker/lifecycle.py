@@ -3,7 +3,9 @@
 Celery's result keeps the state and the outcome; the producer also shows when a task was
 received, started and finished, by which worker, after how many retries, and how far it
 got. The worker writes those into the task's bookkeeping hash (`ledger_keys.task_key`),
-only when that hash exists, i.e. only for tasks the producer issued.
+only when that hash exists, i.e. only for tasks the producer issued: received and
+started together when the task starts (`dead_lettering.begin_execution`), finished
+when it ends.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.signals import task_postrun, task_prerun, task_received, task_revoked
+from celery.signals import task_postrun, task_received, task_revoked
 
 from conveyor_core.ledger_keys import FINISH, HSET_IF_EXISTS, PENDING, task_key
 from conveyor_core.settings import get_settings
@@ -64,27 +66,37 @@ class ProgressReporter:
         record(self.task.request.id, progress=progress)
 
 
+#: Request field carrying the time the worker received the message to the process that
+#: runs it, where `dead_lettering.begin_execution` records it with the start.
+RECEIVED_AT_FIELD = "conveyor_received_at"
+
+
 @task_received.connect
 def _on_received(request: Any = None, **_: Any) -> None:
-    record(
-        getattr(request, "id", None),
-        received_at=time.time(),
-        worker=getattr(request, "hostname", "") or "",
-    )
+    """Stamp the receipt time on the request, recorded when the task starts.
 
-
-@task_prerun.connect
-def _on_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
-    retries = getattr(getattr(task, "request", None), "retries", 0) or 0
-    record(task_id, started_at=time.time(), retries=retries)
+    A task with an ETA waits here first, so its receipt is recorded at once; for the
+    others that would be a Redis round trip in the main process for every task.
+    """
+    now = time.time()
+    if getattr(request, "eta", None):
+        record(getattr(request, "id", None), received_at=now, worker=request.hostname or "")
+    request_dict = getattr(request, "_request_dict", None)
+    if isinstance(request_dict, dict):
+        request_dict[RECEIVED_AT_FIELD] = now
 
 
 #: States after which a task will not run again (IGNORED: a republished copy skipped).
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
+#: Final states the result backend stores, settling the task in the same round trip
+#: (conveyor_core.result_store).
+SETTLED_BY_STORE = frozenset({"SUCCESS", "FAILURE"})
 
 
 @task_postrun.connect
 def _on_finished(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
+    if state in SETTLED_BY_STORE:
+        return
     if state in TERMINAL_STATES:
         settle(task_id, finished_at=time.time())
     else:  # RETRY: a new message with the same id is on its way
