@@ -72,7 +72,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # records the start on the task's hash, where the API reads it, and Flower gets
         # the task-started event.
         "task_track_started": False,
-        "task_send_sent_event": True,
+        "task_send_sent_event": settings.task_send_sent_event,
         "worker_send_task_events": settings.worker_send_task_events,
         # A publish that cannot reach Redis fails within a few seconds (the API turns
         # that into a 503) instead of retrying for minutes.

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     worker_prefetch_multiplier: int = Field(1, ge=1)
     #: Task events (received, started, succeeded...) for Flower; off only to measure them.
     worker_send_task_events: bool = True
+    #: Publish a task-sent event per submission (Flower then lists tasks still waiting).
+    #: Off: Flower learns of a task when a worker receives it; one event less per task.
+    task_send_sent_event: bool = False
     #: Seconds a worker buffers task events before publishing them together (0: at once).
     worker_event_flush_interval: float = Field(0.1, ge=0, le=5)
     #: Log a line per task received and per task finished (INFO). Off: Flower's events
