@@ -39,6 +39,23 @@ def test_unreachable_api_exits_4(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     assert exited.value.code == cli.EXIT_UNREACHABLE
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "http://h:1", "--json", "status", "x"],
+        ["status", "x", "--url", "http://h:1", "--json"],
+    ],
+)
+def test_common_options_hold_before_or_after_the_command(argv: list[str]) -> None:
+    opts = cli.parser().parse_args(argv)
+    assert (opts.url, opts.json, opts.key) == ("http://h:1", True, None)
+
+
+def test_common_options_default_when_absent() -> None:
+    opts = cli.parser().parse_args(["status", "x"])
+    assert (opts.url, opts.json, opts.key) == (None, False, None)
+
+
 def test_batch_file_errors_name_the_line(tmp_path) -> None:
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps({"task": "noop"}) + "\n\n{oops\n")

@@ -456,15 +456,23 @@ def cmd_purge(opts: argparse.Namespace, client: httpx.Client) -> int:
 # ---- parser -------------------------------------------------------------------------
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
-    common = argparse.ArgumentParser(add_help=False)
+def common_options(default: Any = None) -> argparse.ArgumentParser:
+    """--json, --url and --key, accepted before or after the command."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=default)
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_argument("--url", help="API base URL (default: CONVEYOR_API_URL or .env)")
     common.add_argument("--key", help="API key (default: CONVEYOR_API_KEY or .env)")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
     root = argparse.ArgumentParser(
-        prog="conveyor", description=__doc__.splitlines()[0], parents=[common]
+        prog="conveyor", description=__doc__.splitlines()[0], parents=[common_options()]
     )
+    root.set_defaults(json=False, url=None, key=None)
+    # Sub-commands take the same options, but must not reset one given before the command.
+    common = common_options(default=argparse.SUPPRESS)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
