@@ -19,6 +19,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "TASK_TIME_LIMIT",
         "VISIBILITY_TIMEOUT",
         "REDIS_HOST",
+        "WORKER_POOL",
+        "WORKER_CONCURRENCY",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -100,3 +102,17 @@ def test_limits_that_would_run_a_task_twice_are_refused_naming_both(
     with pytest.raises(ValidationError, match=r"MAX_COUNTDOWN \+ TASK_TIME_LIMIT"):
         Settings(max_countdown=500, visibility_timeout=600)
     assert Settings().delivery_problems() == []  # the defaults fit
+
+
+@pytest.mark.parametrize(
+    ("pool", "concurrency", "expected"),
+    [("prefork", "8", 10), ("threads", "16", 26), ("gevent", "256", 266)],
+)
+def test_threads_and_greenlets_get_a_broker_connection_each(
+    monkeypatch: pytest.MonkeyPatch, pool: str, concurrency: str, expected: int
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    monkeypatch.setenv("WORKER_POOL", pool)
+    monkeypatch.setenv("WORKER_CONCURRENCY", concurrency)
+    config = celery_config(Settings())
+    assert config["broker_transport_options"]["max_connections"] == expected

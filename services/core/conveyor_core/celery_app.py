@@ -33,6 +33,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # holding every restore back that long. A sweep takes milliseconds, and each
         # restore is a WATCH transaction, so two sweeps at once cannot restore twice.
         "unacked_mutex_expire": max(3 * settings.restore_interval, 15),
+        "max_connections": settings.broker_max_connections,
         # No retry_on_timeout: kombu only pipelines batch publishes when a timed-out
         # pipeline cannot be replayed (a replay could enqueue tasks twice).
     }

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     #: Seconds of soft shutdown after a cold shutdown starts (Celery 5.5+; 0 disables).
     worker_soft_shutdown_timeout: float = Field(30.0, ge=0)
     worker_prefetch_multiplier: int = Field(1, ge=1)
+    #: The worker's pool and its size (the entrypoint passes them to `celery worker`).
+    worker_pool: Literal["prefork", "threads", "gevent", "solo"] = "prefork"
+    worker_concurrency: int = Field(2, ge=1, le=10_000)
     #: Task events (received, started, succeeded...) for Flower; off only to measure them.
     worker_send_task_events: bool = True
     #: Publish a task-sent event per submission (Flower then lists tasks still waiting).
@@ -127,6 +130,18 @@ class Settings(BaseSettings):
         """The Redis URL for one database, with the password quoted for a URL."""
         password = quote(self.redis_password.get_secret_value(), safe="")
         return f"redis://:{password}@{self.redis_host}:{self.redis_port}/{db}"
+
+    @property
+    def broker_max_connections(self) -> int:
+        """Size of the worker's broker connection pool.
+
+        With acks late, threads and greenlets acknowledge in the task's own thread, each
+        on a pool connection: kombu's default of 10 fails acks ("Too many connections")
+        as soon as more than 10 tasks end at once. Prefork acknowledges in the main process.
+        """
+        if self.worker_pool in {"threads", "gevent"}:
+            return self.worker_concurrency + 10
+        return 10
 
     @property
     def broker_url(self) -> str:

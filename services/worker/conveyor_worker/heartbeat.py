@@ -59,8 +59,11 @@ class Heartbeat(bootsteps.StartStopStep):
         if parent.connection is None or not parent.connection.connected:
             logger.warning("heartbeat: consumer is not connected to the broker")
             return
+        if self._client is None:
+            # Stopped: a timer entry that fired anyway (gevent's timer can, while the
+            # consumer restarts) must not touch the file of a stopping worker.
+            return
         try:
-            assert self._client is not None
             self._client.ping()
         except redis.RedisError as exc:
             logger.warning("heartbeat: broker did not answer: %s", exc)
