@@ -192,7 +192,7 @@ $(VENV)/.complete: requirements-dev.lock pyproject.toml
 venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
 
 .PHONY: test
-test: venv docker-check .env images ## Run every test: unit, integration (real Redis + workers), e2e (whole stack)
+test: venv docker-check .env images bench-image ## Run every test: unit, integration (real Redis + workers), e2e (whole stack, quick bench)
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: chaos

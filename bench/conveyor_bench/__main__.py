@@ -10,6 +10,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,27 +72,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.systems:
         bench.drain_systems = tuple(args.systems.split(","))
     results: dict[str, list[dict[str, Any]]] = {}
+    errors: dict[str, str] = {}
+
+    def attempt(name: str, title: str, produce: Callable[[], list[dict[str, Any]]]) -> None:
+        # A scenario that breaks is reported; it must not cost the others their figures.
+        print(f"bench: {title}", flush=True)
+        try:
+            results[name] = produce()
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            print(f"bench: {name} FAILED: {errors[name]}", flush=True)
+
     started = time.monotonic()
     try:
         if "drain" in chosen or "scale" in chosen:
-            print("bench: drain", flush=True)
-            results["drain"] = bench.drain()
+            attempt("drain", "drain", bench.drain)
         if "events" in chosen:
-            print("bench: the cost of task events", flush=True)
-            results["events"] = bench.events_cost()
-        if "scale" in chosen:
-            print("bench: scale", flush=True)
-            results["scale"] = bench.scale(results["drain"])
+            attempt("events", "the cost of task events", bench.events_cost)
+        if "scale" in chosen and "drain" in results:
+            attempt("scale", "scale", lambda: bench.scale(results["drain"]))
         if "latency" in chosen:
-            print("bench: end-to-end latency", flush=True)
-            results["latency"] = bench.latency()
+            attempt("latency", "end-to-end latency", bench.latency)
         if "enqueue" in chosen:
-            print("bench: enqueue", flush=True)
-            results["enqueue"] = bench.enqueue()
-            results["redis-benchmark"] = bench.redis_benchmark()
+            attempt("enqueue", "enqueue", bench.enqueue)
+            attempt("redis-benchmark", "redis-benchmark", bench.redis_benchmark)
         if "io" in chosen:
-            print("bench: I/O-bound, per pool", flush=True)
-            results["io"] = bench.io_bound()
+            attempt("io", "I/O-bound, per pool", bench.io_bound)
     finally:
         stack.only("worker", max(workers_before, 1))
         stack.compose("rm", "--stop", "--force", "bench-agent", "io-echo")
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "ratios": ratio,
         "targets": report.targets(results, ratio),
+        "errors": errors,
     }
 
 
@@ -116,14 +123,16 @@ def core_services(stack: Stack) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bench; figures never fail it, only a broken run does."""
+    """Run the bench; figures never fail it, only a broken scenario does (after the report)."""
     args = parse(argv)
     outcome = run(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     print(report.table(outcome["results"], outcome["ratios"], outcome["targets"]))
     for path in report.write(args.out, stamp, outcome):
         print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    return 0
+    for name, error in outcome["errors"].items():
+        print(f"bench: scenario {name} failed: {error}", file=sys.stderr)
+    return 1 if outcome["errors"] else 0
 
 
 if __name__ == "__main__":

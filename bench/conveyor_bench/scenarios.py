@@ -39,7 +39,7 @@ class Sizes:
     @classmethod
     def full(cls) -> Sizes:
         """Figures worth comparing: each drain takes seconds, not milliseconds."""
-        return cls(20_000, (1, 2, 4), (1, 2, 3, 4, 6), 20, 10, 50_000, 5_000, 3_000)
+        return cls(10_000, (1, 2, 4), (1, 2, 3, 4, 6), 20, 10, 20_000, 5_000, 3_000)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -126,9 +126,9 @@ class Scenarios:
         """`add` at 200/s: Conveyor through its API, stock Celery by delay(), the ceiling."""
         rows = []
         for system in ("ceiling", "stock-celery", "conveyor"):
-            self.stack.only(SERVICES[system], 1)
             if system == "ceiling":
                 self.stack.agent("reset")
+            self.stack.only(SERVICES[system], 1)
             expect = CONSUMERS_PER_REPLICA[system]
             self.stack.agent("ready", "--system", system, "--expect", str(expect))
             seconds = str(self.sizes.latency_seconds)
@@ -156,7 +156,7 @@ class Scenarios:
         batch.update(system="conveyor", kind="batch (API, 1,000 per request)")
         self.log(f"  enqueue batch: {batch['tasks_per_second']:,.0f} tasks/s")
         self.stack.agent("settle", "--since", str(since))
-        self.stack.scale("worker", 1)
+        self.stack.scale("worker", 2)
         self.stack.agent("settle", "--timeout", "900")
         rows = [single, batch]
         n = str(self.sizes.publish_tasks)
@@ -181,7 +181,7 @@ class Scenarios:
         requests = "20000" if self.sizes.drain_tasks < 1000 else "200000"
         for pipeline in ("1", "16"):
             script = (
-                'redis-benchmark -a "$REDIS_PASSWORD" --no-auth-warning -q --csv '
+                'redis-benchmark -a "$REDIS_PASSWORD" -q --csv '
                 f"-t lpush,rpop -n {requests} -P {pipeline} --dbnum 5"
             )
             out = self.stack.compose("exec", "-T", "redis", "sh", "-c", script)
@@ -200,8 +200,8 @@ class Scenarios:
 
     # ---- I/O-bound -------------------------------------------------------------------
 
-    #: Pool and concurrency at about the same memory (see docs/performance.md).
-    IO_POOLS = (("prefork", 8), ("threads", 64), ("gevent", 256))
+    #: The default prefork worker, and threads and gevent within its memory (docs/performance.md).
+    IO_POOLS = (("prefork", 2), ("threads", 64), ("gevent", 256))
 
     def io_bound(self) -> list[dict[str, Any]]:
         """Tasks waiting 50 ms on the network, per pool."""

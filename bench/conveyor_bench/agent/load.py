@@ -171,7 +171,7 @@ def api_single(args: argparse.Namespace) -> dict[str, Any]:
     key = conn.api_headers()["Authorization"].removeprefix("Bearer ")
     script.write_text(WRK_SCRIPT.format(key=key))
     command = [
-        "wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
+        "wrk", "-t2", f"-c{args.connections}", f"-d{round(args.seconds)}s", "--latency",
         "-s", str(script), f"{conn.API_URL}/api/v1/tasks",
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603

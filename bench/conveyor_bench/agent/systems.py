@@ -149,7 +149,9 @@ class StockCelery:
 
     def remaining(self, ids: Sequence[str]) -> int:
         """Messages waiting, then results not stored yet (acks early: results tell)."""
-        backlog = _queue_backlog(self.broker, ["celery"], "unacked")
+        # Not the unacked hash: acks early empties it at once, and what a killed stock
+        # worker left there stays an hour (kombu's default visibility timeout).
+        backlog = _queue_backlog(self.broker, ["celery"], None)
         return backlog or _missing_results(self.results, ids)
 
     def cleanup(self, ids: Sequence[str]) -> None:
