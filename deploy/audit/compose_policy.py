@@ -18,9 +18,11 @@ from typing import Any
 #: Services that may publish a port (on loopback by default), and nothing else may.
 PUBLISHED = {"producer", "flower", "mailbox"}
 LOOPBACK = {"127.0.0.1", "::1"}
-#: Commands the application's Redis user must not have.
+#: Commands no Redis user may have (roles.acl's `default` is the most privileged).
 REDIS_DENIED = ("-config", "-flushall", "-debug", "-module", "-shutdown", "-acl")
-DOCKERFILE = Path(__file__).resolve().parents[2] / "services" / "Dockerfile"
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+REDIS_ROLES = ROOT / "deploy" / "redis" / "roles.acl"
 
 
 def image_user_is_root(dockerfile: Path = DOCKERFILE) -> bool:
@@ -58,7 +60,7 @@ def service_problems(name: str, service: dict[str, Any], networks: dict[str, Any
     if "FLOWER_UNAUTHENTICATED_API" in (service.get("environment") or {}):
         problems.append("sets FLOWER_UNAUTHENTICATED_API")
     ports = service.get("ports") or []
-    if ports and name not in PUBLISHED:
+    if ports and name not in PUBLISHED and not (name == "redis" and redis_tls(service)):
         problems.append("publishes a port")
     for port in ports:
         if port.get("host_ip") not in LOOPBACK:
@@ -70,18 +72,42 @@ def service_problems(name: str, service: dict[str, Any], networks: dict[str, Any
     return problems
 
 
+def redis_tls(service: dict[str, Any]) -> bool:
+    """Whether this Redis speaks TLS only (then it may be published, on loopback by default)."""
+    return str((service.get("environment") or {}).get("REDIS_TLS", "")).lower() == "true"
+
+
 def redis_problems(service: dict[str, Any], networks: dict[str, Any]) -> list[str]:
-    """Redis: internal networks only, a password, and an ACL without admin commands."""
+    """Redis: Conveyor's start script (passwords, ACL), internal networks unless TLS."""
     problems = []
-    for network in service.get("networks") or {}:
-        if not (networks.get(network) or {}).get("internal"):
-            problems.append(f"on network {network}, which is not internal")
-    command = " ".join(service.get("command") or [])
-    if "--user default on" not in command or "nopass" in command:
-        problems.append("Redis's default user needs a password and an ACL")
-    problems += [
-        f"the ACL does not deny {rule[1:]}" for rule in REDIS_DENIED if rule not in command
-    ]
+    if not redis_tls(service):
+        for network in service.get("networks") or {}:
+            if not (networks.get(network) or {}).get("internal"):
+                problems.append(f"on network {network}, which is not internal")
+    context = str((service.get("build") or {}).get("context", ""))
+    if not context.endswith("deploy/redis"):
+        problems.append("not built from deploy/redis (its start script sets the ACL)")
+    command = service.get("command") or []
+    if service.get("entrypoint") or (command and not str(command[0]).startswith("--")):
+        problems.append("the start script is replaced: Redis's users need a password and an ACL")
+    return problems + acl_problems(REDIS_ROLES.read_text())
+
+
+def acl_problems(roles: str) -> list[str]:
+    """Every user of roles.acl has a password (no nopass) and none has the denied commands."""
+    problems = []
+    for line in roles.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, *rules = line.split()
+        if "+@all" in rules and "-@dangerous" not in rules:
+            problems += [
+                f"the ACL of {user} does not deny {rule[1:]}"
+                for rule in REDIS_DENIED
+                if rule not in rules
+            ]
+        if "nopass" in rules:
+            problems.append(f"the ACL user {user} has no password")
     return problems
 
 

@@ -68,12 +68,9 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
             lambda s: s["environment"].update(FLOWER_UNAUTHENTICATED_API="true"),
             "flower: sets FLOWER_UNAUTHENTICATED_API",
         ),
-        ("redis", lambda s: s.update(command=["redis-server"]), "redis: Redis's default user"),
-        (
-            "redis",
-            lambda s: s.update(command=[" ".join(s["command"]).replace("-flushall", "")]),
-            "redis: the ACL does not deny flushall",
-        ),
+        ("redis", lambda s: s.update(command=["redis-server"]), "redis: the start script is"),
+        ("redis", lambda s: s.update(entrypoint=["redis-server"]), "redis: the start script is"),
+        ("redis", lambda s: s.pop("build"), "redis: not built from deploy/redis"),
     ],
 )
 def test_removing_a_control_fails_the_policy(
@@ -88,3 +85,22 @@ def test_redis_on_a_network_that_is_not_internal_fails(config: dict[str, Any]) -
     broken = copy.deepcopy(config)
     broken["networks"]["backend"]["internal"] = False
     assert "redis: on network backend, which is not internal" in policy.check(broken)
+
+
+def test_the_redis_roles_pass_and_each_weakening_fails() -> None:
+    roles = policy.REDIS_ROLES.read_text()
+    assert policy.acl_problems(roles) == []
+    assert "the ACL of default does not deny flushall" in policy.acl_problems(
+        roles.replace(" -flushall", "")
+    )
+    assert "the ACL user flower has no password" in policy.acl_problems(
+        roles.replace("\nflower ", "\nflower nopass ")
+    )
+
+
+def test_redis_with_tls_may_leave_the_internal_network(config: dict[str, Any]) -> None:
+    tls = copy.deepcopy(config)
+    tls["networks"]["backend"]["internal"] = False
+    tls["services"]["redis"]["environment"]["REDIS_TLS"] = "true"
+    tls["services"]["redis"]["ports"] = [{"target": 6379, "host_ip": "127.0.0.1"}]
+    assert not [p for p in policy.check(tls) if p.startswith("redis:")]
