@@ -7,6 +7,8 @@ set -eu
 
 role=${1:-}
 [ $# -gt 0 ] && shift
+# The settings read it: only workers sweep kombu's unacknowledged messages back.
+export CONVEYOR_ROLE="$role"
 
 # Refuse settings that would lose or duplicate tasks before the service starts
 # (exit 2, naming the setting); CONVEYOR_SKIP_PREFLIGHT=1 is for debugging only.

@@ -6,7 +6,9 @@ set -euo pipefail
 example=${1:-.env.example}
 target=${2:-.env}
 
-generated=(REDIS_PASSWORD CONVEYOR_API_KEY FLOWER_PASSWORD FLOWER_COOKIE_SECRET)
+generated=(REDIS_PASSWORD CONVEYOR_API_KEY FLOWER_PASSWORD FLOWER_COOKIE_SECRET
+  REDIS_PRODUCER_PASSWORD REDIS_WORKER_PASSWORD REDIS_RECONCILER_PASSWORD REDIS_FLOWER_PASSWORD
+  REDIS_AUTOSCALER_PASSWORD)
 secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 
 # An existing .env is never rewritten; a generated secret it lacks altogether (added in
@@ -29,11 +31,11 @@ umask 077
 tmp=$(mktemp "${target}.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 while IFS= read -r line || [[ -n $line ]]; do
-  case $line in
-    REDIS_PASSWORD=|CONVEYOR_API_KEY=|FLOWER_PASSWORD=|FLOWER_COOKIE_SECRET=) line="${line}$(secret)" ;;
-  esac
+  for name in "${generated[@]}"; do
+    [[ $line == "$name=" ]] && line="${line}$(secret)"
+  done
   printf '%s\n' "$line"
 done <"$example" >"$tmp"
 mv "$tmp" "$target"
 trap - EXIT
-echo "created $target with generated secrets (REDIS_PASSWORD, CONVEYOR_API_KEY, FLOWER_PASSWORD, FLOWER_COOKIE_SECRET)"
+echo "created $target with generated secrets (${generated[*]})"

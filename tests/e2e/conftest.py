@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -73,7 +73,7 @@ class Stack:
     api: httpx.Client
     flower: httpx.Client
     mailbox: httpx.Client
-    secrets: dict[str, str]
+    secrets: dict[str, str] = field(repr=False)  # never in a failure message
 
 
 @pytest.fixture(scope="session")

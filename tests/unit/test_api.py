@@ -159,3 +159,21 @@ def test_openapi_and_docs_are_served_without_a_cdn(client: TestClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
     assert "cdn.jsdelivr.net" not in page.text
+
+
+def test_a_command_refused_by_redis_acl_is_a_503_not_a_crash() -> None:
+    from fastapi import FastAPI
+    from redis.exceptions import NoPermissionError
+
+    from conveyor_producer.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/refused")
+    def refused() -> None:
+        raise NoPermissionError("this user has no permissions to run the 'info' command")
+
+    response = TestClient(app, raise_server_exceptions=False).get("/refused")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "broker_refused"

@@ -1,7 +1,12 @@
 """Settings: secrets are refused when missing or placeholders, limits must fit together."""
 
+import ssl
+from pathlib import Path
+
 import pytest
+import redis
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 
 from conveyor_core.celery_app import celery_config
 from conveyor_core.settings import FlowerSettings, ProducerSettings, Settings
@@ -19,6 +24,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "TASK_TIME_LIMIT",
         "VISIBILITY_TIMEOUT",
         "REDIS_HOST",
+        "REDIS_USERNAME",
+        "REDIS_TLS",
+        "REDIS_TLS_CA_FILE",
         "WORKER_POOL",
         "WORKER_CONCURRENCY",
     ):
@@ -102,6 +110,56 @@ def test_limits_that_would_run_a_task_twice_are_refused_naming_both(
     with pytest.raises(ValidationError, match=r"MAX_COUNTDOWN \+ TASK_TIME_LIMIT"):
         Settings(max_countdown=500, visibility_timeout=600)
     assert Settings().delivery_problems() == []  # the defaults fit
+
+
+def test_tls_and_a_role_user_make_a_checked_rediss_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("a CA")
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    monkeypatch.setenv("REDIS_USERNAME", "producer")
+    monkeypatch.setenv("REDIS_TLS", "true")
+    monkeypatch.setenv("REDIS_TLS_CA_FILE", str(ca))
+    settings = Settings()
+    client = redis.Redis.from_url(settings.broker_url)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"]) == ("producer", STRONG)
+    assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("required", str(ca))
+    assert client.connection_pool.connection_class is redis.SSLConnection
+    config = celery_config(settings)
+    assert config["broker_url"] == f"rediss://producer:{STRONG}@redis:6379/0"
+    assert config["broker_use_ssl"]["ssl_cert_reqs"] == ssl.CERT_REQUIRED
+    assert config["redis_backend_use_ssl"]["ssl_check_hostname"] is True
+
+
+def test_tls_without_its_ca_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    monkeypatch.setenv("REDIS_TLS", "true")
+    monkeypatch.setenv("REDIS_TLS_CA_FILE", "/nonexistent/ca.crt")
+    with pytest.raises(ValidationError, match="REDIS_TLS_CA_FILE"):
+        Settings()
+
+
+def test_plain_redis_has_no_tls_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    config = celery_config(Settings())
+    assert config["broker_use_ssl"] is None and config["broker_url"].startswith("redis://")
+
+
+def test_secrets_come_from_files_when_the_environment_has_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "redis_password").write_text(STRONG + "\n")
+    monkeypatch.setenv("CONVEYOR_SECRETS_DIR", str(tmp_path))
+    from conveyor_core import settings as module
+
+    class FromFiles(Settings):
+        model_config = SettingsConfigDict(
+            extra="ignore", frozen=True, secrets_dir=module.secrets_dir()
+        )
+
+    assert FromFiles().redis_password.get_secret_value() == STRONG
 
 
 @pytest.mark.parametrize(

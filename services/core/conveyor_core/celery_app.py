@@ -34,13 +34,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # restore is a WATCH transaction, so two sweeps at once cannot restore twice.
         "unacked_mutex_expire": max(3 * settings.restore_interval, 15),
         "max_connections": settings.broker_max_connections,
+        # None: as many as are due; 0: none (kombu still takes the sweep's mutex).
+        "unacked_restore_limit": None if settings.restores_unacked else 0,
         # No retry_on_timeout: kombu only pipelines batch publishes when a timed-out
         # pipeline cannot be replayed (a replay could enqueue tasks twice).
     }
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": settings.redis_url(settings.redis_broker_db, tls_query=False),
         # Each state stored in one round trip (conveyor_core.result_store).
-        "result_backend": backend_url(settings.result_backend_url),
+        "result_backend": backend_url(
+            settings.redis_url(settings.redis_result_db, tls_query=False)
+        ),
+        # With REDIS_TLS: verify Redis's certificate and host name (None: plain TCP).
+        "broker_use_ssl": settings.redis_ssl_options(),
+        "redis_backend_use_ssl": settings.redis_ssl_options(),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "redis_socket_connect_timeout": settings.redis_socket_timeout,

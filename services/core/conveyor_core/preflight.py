@@ -89,7 +89,7 @@ def celery_problems(app: Celery, settings: Settings) -> list[str]:
 
 
 def redis_info(settings: Settings, wait: float = REDIS_WAIT_SECONDS) -> dict[str, Any]:
-    """Redis's INFO, waiting up to `wait` seconds for it to answer."""
+    """Redis's INFO, waiting up to `wait` seconds for it to answer ({} if not allowed)."""
     client = redis.Redis.from_url(
         settings.broker_url, socket_connect_timeout=2, socket_timeout=settings.redis_socket_timeout
     )
@@ -97,6 +97,10 @@ def redis_info(settings: Settings, wait: float = REDIS_WAIT_SECONDS) -> dict[str
     while True:
         try:
             return dict(client.info())
+        except redis.exceptions.NoPermissionError:
+            # A per-role Redis user (REDIS_TLS) may not run INFO: it got this far, so
+            # Redis answers and took its password; the workers check the server itself.
+            return {}
         except redis.AuthenticationError as exc:
             raise PreflightError(f"Redis refused REDIS_PASSWORD: {exc}") from exc
         except redis.RedisError as exc:
@@ -111,8 +115,11 @@ def redis_info(settings: Settings, wait: float = REDIS_WAIT_SECONDS) -> dict[str
 
 
 def redis_problems(info: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(problems, warnings) about the Redis server itself."""
-    problems, warnings = [], []
+    """(problems, warnings) about the Redis server itself (none when INFO was refused)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not info:
+        return problems, warnings
     policy = info.get("maxmemory_policy", SAFE_EVICTION)
     if policy != SAFE_EVICTION:
         problems.append(

@@ -1,16 +1,20 @@
 """The one source of configuration: typed settings read from the environment.
 
 Every variable is documented in `.env.example`. Secrets are refused when empty or
-left at a placeholder value, unless `CONVEYOR_ENV=development`.
+left at a placeholder value, unless `CONVEYOR_ENV=development`. A secret may also come
+from a file named after it (`redis_password`, ...) in CONVEYOR_SECRETS_DIR (default
+/run/secrets, where Docker Swarm and Kubernetes mount them); the environment wins.
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-from urllib.parse import quote
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -21,6 +25,12 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "change_me", "password", "secret", "admin", "redis", "xxx"}
 )
 MIN_SECRET_LENGTH = 16
+
+
+def secrets_dir() -> str | None:
+    """Where secret files are mounted, if that folder exists (pydantic-settings warns if not)."""
+    folder = Path(os.environ.get("CONVEYOR_SECRETS_DIR", "/run/secrets"))
+    return str(folder) if folder.is_dir() else None
 
 
 def check_secret(value: SecretStr, name: str, environment: str) -> SecretStr:
@@ -38,14 +48,23 @@ def check_secret(value: SecretStr, name: str, environment: str) -> SecretStr:
 class Settings(BaseSettings):
     """Settings shared by every service that talks to Redis (producer, workers, Flower)."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, secrets_dir=secrets_dir())
 
     environment: Literal["development", "production"] = Field(
         "production", validation_alias="CONVEYOR_ENV"
     )
+    #: The role the entrypoint started (producer, worker, ...); empty when started otherwise.
+    conveyor_role: str = ""
     redis_host: str = "redis"
     redis_port: int = Field(6379, ge=1, le=65535)
+    #: The Redis ACL user of this service (producer, worker, flower, reconciler); empty:
+    #: Redis's `default` user, the only one when per-role users are off.
+    redis_username: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
     redis_password: SecretStr
+    #: Speak TLS to Redis (rediss://), checking its certificate against REDIS_TLS_CA_FILE
+    #: and its host name against REDIS_HOST.
+    redis_tls: bool = False
+    redis_tls_ca_file: Path = Path("/etc/conveyor/tls/ca.crt")
     redis_broker_db: int = Field(0, ge=0, le=15)
     redis_result_db: int = Field(1, ge=0, le=15)
     #: Seconds to wait for Redis to accept a connection or answer a command.
@@ -102,6 +121,11 @@ class Settings(BaseSettings):
         # to another worker: the limit must end it first.
         if problems := self.delivery_problems():
             raise ValueError("; ".join(problems))
+        if self.redis_tls and not self.redis_tls_ca_file.is_file():
+            raise ValueError(
+                f"REDIS_TLS is on but REDIS_TLS_CA_FILE ({self.redis_tls_ca_file}) is not a "
+                "file: mount the CA certificate made by `make certs`"
+            )
         return self
 
     def delivery_problems(self) -> list[str]:
@@ -126,10 +150,41 @@ class Settings(BaseSettings):
             )
         return problems
 
-    def redis_url(self, db: int) -> str:
-        """The Redis URL for one database, with the password quoted for a URL."""
+    def redis_url(self, db: int, *, tls_query: bool = True) -> str:
+        """The Redis URL of one database, credentials quoted for a URL.
+
+        With TLS, the query carries the certificate check for redis-py's `from_url`;
+        Celery takes it from `redis_ssl_options` instead (tls_query=False).
+        """
+        scheme = "rediss" if self.redis_tls else "redis"
+        user = quote(self.redis_username, safe="")
         password = quote(self.redis_password.get_secret_value(), safe="")
-        return f"redis://:{password}@{self.redis_host}:{self.redis_port}/{db}"
+        url = f"{scheme}://{user}:{password}@{self.redis_host}:{self.redis_port}/{db}"
+        if self.redis_tls and tls_query:
+            url += "?" + urlencode(
+                {"ssl_cert_reqs": "required", "ssl_ca_certs": str(self.redis_tls_ca_file)}
+            )
+        return url
+
+    def redis_ssl_options(self) -> dict[str, Any] | None:
+        """TLS options of Celery's broker and result backend (None without TLS)."""
+        if not self.redis_tls:
+            return None
+        return {
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+            "ssl_ca_certs": str(self.redis_tls_ca_file),
+            "ssl_check_hostname": True,
+        }
+
+    @property
+    def restores_unacked(self) -> bool:
+        """Whether this process puts back messages whose worker died (kombu's sweep).
+
+        Only workers do: any kombu consumer sweeps by default, the producer and Flower
+        too (their remote-control replies), and with one Redis user per role they may
+        not write kombu's unacknowledged set. Workers sweep every RESTORE_INTERVAL.
+        """
+        return self.conveyor_role in {"", "worker"}
 
     @property
     def broker_max_connections(self) -> int:
@@ -145,12 +200,12 @@ class Settings(BaseSettings):
 
     @property
     def broker_url(self) -> str:
-        """Where Celery sends and receives task messages."""
+        """Where task messages are sent and received (a redis-py URL)."""
         return self.redis_url(self.redis_broker_db)
 
     @property
     def result_backend_url(self) -> str:
-        """Where Celery stores task states and results."""
+        """Where task states and results are stored (a redis-py URL)."""
         return self.redis_url(self.redis_result_db)
 
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -118,6 +119,13 @@ async def _on_broker_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_refused_by_redis(_: Request, exc: Exception) -> JSONResponse:
+    # Redis's ACL refused the producer's user (REDIS_TLS): a deployment error, not the
+    # client's, and not a crash; the log names the command.
+    logger.error("Redis refused a command of the producer's user: %s", exc)
+    return _response(503, "broker_refused", "the broker refused the request; see the log")
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log, never to the client.
     logger.error("unhandled error", exc_info=exc)
@@ -132,4 +140,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidArgumentsError, _on_invalid_arguments)
     for error in BROKER_ERRORS:
         app.add_exception_handler(error, _on_broker_error)
+    app.add_exception_handler(NoPermissionError, _on_refused_by_redis)
     app.add_exception_handler(Exception, _on_unexpected)

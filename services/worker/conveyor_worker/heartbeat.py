@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
+from conveyor_core.settings import get_settings
 from conveyor_worker.healthcheck import HEARTBEAT_FILE
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Heartbeat(bootsteps.StartStopStep):
         """Beat once now, then every HEARTBEAT_INTERVAL seconds."""
         options = parent.app.conf.broker_transport_options
         self._client = redis.Redis.from_url(
-            parent.app.conf.broker_url,
+            get_settings().broker_url,
             socket_connect_timeout=options.get("socket_connect_timeout", 2),
             socket_timeout=options.get("socket_timeout", 2),
         )

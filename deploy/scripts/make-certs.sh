@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A private CA and Redis's server certificate, for REDIS_TLS=true:
+#   make-certs.sh DIR [NAME...]
+# DIR gets ca.crt (give it to every client), ca.key (keep it here), redis.crt and
+# redis.key. The certificate names redis, localhost and 127.0.0.1, plus each NAME (a host
+# name or an IP address: how remote workers reach this host) and REDIS_TLS_NAMES
+# (comma-separated). An existing CA is kept; the server certificate is made again only
+# when it is missing, expires within 30 days, or lacks a name asked for.
+set -euo pipefail
+
+dir=${1:?usage: make-certs.sh DIR [NAME...]}
+shift
+IFS=', ' read -r -a extra <<<"${REDIS_TLS_NAMES:-}"
+names=(redis localhost 127.0.0.1 "${extra[@]}" "$@")
+
+# The directory is the lock: only its owner may enter. The key inside is readable by
+# all so that Redis's user in its container can read the one file mounted there.
+umask 077
+mkdir -p "$dir"
+chmod 700 "$dir"
+
+if [[ ! -s $dir/ca.key || ! -s $dir/ca.crt ]]; then
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 3650 -sha256 \
+    -subj "/O=Conveyor/CN=Conveyor private CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>/dev/null
+  chmod 644 "$dir/ca.crt"
+  echo "make-certs: created a private CA in $dir (ca.key stays here, ca.crt goes to clients)"
+fi
+
+subject_alt_names() {
+  local name entries=()
+  for name in "${names[@]}"; do
+    [[ -n $name ]] || continue
+    if [[ $name =~ ^[0-9.]+$ || $name == *:* ]]; then entries+=("IP:$name"); else entries+=("DNS:$name"); fi
+  done
+  local IFS=,
+  printf '%s' "${entries[*]}"
+}
+
+current_is_fine() {
+  [[ -s $dir/redis.crt && -s $dir/redis.key ]] || return 1
+  openssl verify -CAfile "$dir/ca.crt" "$dir/redis.crt" >/dev/null 2>&1 || return 1
+  openssl x509 -in "$dir/redis.crt" -noout -checkend $((30 * 86400)) >/dev/null || return 1
+  local text name
+  text=$(openssl x509 -in "$dir/redis.crt" -noout -ext subjectAltName)
+  for name in "${names[@]}"; do
+    [[ -z $name ]] || grep -q -e "DNS:$name\b" -e "IP Address:$name\b" <<<"$text" || return 1
+  done
+}
+
+if current_is_fine; then
+  echo "make-certs: $dir/redis.crt is valid for ${names[*]}"
+  exit 0
+fi
+
+sans=$(subject_alt_names)
+openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+  -keyout "$dir/redis.key" -out "$dir/redis.csr" -subj "/O=Conveyor/CN=redis" 2>/dev/null
+openssl x509 -req -in "$dir/redis.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+  -CAcreateserial -out "$dir/redis.crt" -days 825 -sha256 \
+  -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n' "$sans") \
+  2>/dev/null
+rm -f "$dir/redis.csr"
+chmod 644 "$dir/redis.crt" "$dir/redis.key"
+echo "make-certs: issued $dir/redis.crt for $sans"
