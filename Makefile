@@ -28,6 +28,17 @@ ifndef COMPOSE
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif docker-compose version >/dev/null 2>&1; then echo docker-compose; fi)
 endif
+# REDIS_TLS=true (in .env or the environment): TLS and one Redis user per role, by
+# adding deploy/compose/tls.yml to the compose files (COMPOSE_FILE, which compose reads).
+REDIS_TLS ?= $(shell sed -n 's/^REDIS_TLS=//p' .env 2>/dev/null | tail -n 1)
+CERTS_DIR ?= $(or $(CONVEYOR_CERTS_DIR),$(shell sed -n 's/^CONVEYOR_CERTS_DIR=//p' .env 2>/dev/null | tail -n 1),./certs)
+ifeq ($(REDIS_TLS),true)
+export COMPOSE_FILE := $(or $(COMPOSE_FILE),docker-compose.yml):deploy/compose/tls.yml$(if $(filter worker,$(ROLE)),:deploy/compose/remote-worker.yml)
+endif
+# ROLE=worker: this host runs the workers only, for the Redis of another host (TLS).
+ROLE ?= all
+UP_SERVICES = $(if $(filter worker,$(ROLE)),--no-deps worker email-worker)
+
 # Base images chosen by `make bases` (public, or built from Debian when air-gapped);
 # expanded when a recipe runs, so it sees a file made earlier in the same run.
 DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
@@ -46,9 +57,11 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: up
-up: docker-check env images ## Build and start the stack; wait until every service is healthy
-	$(DC) up --detach --wait --remove-orphans
-	@$(MAKE) urls
+up: docker-check env $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
+	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
+		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
+	$(DC) up --detach --wait $(if $(UP_SERVICES),$(UP_SERVICES),--remove-orphans)
+	@if [[ "$(ROLE)" != worker ]]; then $(MAKE) urls; fi
 
 .PHONY: down
 down: docker-check ## Stop and remove the containers (keeps volumes: queued tasks survive)
@@ -70,7 +83,8 @@ restart: docker-check .env ## Graceful stop, then start again and wait (SERVICE=
 .PHONY: scale
 scale: docker-check .env ## Run WORKERS replicas of SERVICE (default worker): make scale WORKERS=3 [SERVICE=email-worker]
 	@[[ "$(WORKERS)" =~ ^[0-9]+$$ ]] || { echo "WORKERS must be a whole number, got '$(WORKERS)'" >&2; exit 2; }
-	$(DC) up --detach --wait --no-build --no-recreate --scale $(or $(SERVICE),worker)=$(WORKERS) $(or $(SERVICE),worker)
+	$(DC) up --detach --wait --no-build --no-recreate $(if $(filter worker,$(ROLE)),--no-deps) \
+		--scale $(or $(SERVICE),worker)=$(WORKERS) $(or $(SERVICE),worker)
 
 .PHONY: ps
 ps: docker-check ## List the containers and their health
@@ -146,8 +160,41 @@ shell: docker-check ## Open a shell in a container (SERVICE=producer by default)
 	$(DC) exec $(or $(SERVICE),producer) sh
 
 .PHONY: redis-cli
-redis-cli: docker-check ## Open redis-cli on the stack's Redis (authenticated, password not shown)
-	$(DC) exec redis sh -c 'REDISCLI_AUTH="$$REDIS_PASSWORD" exec redis-cli $(ARGS)'
+redis-cli: docker-check ## Open redis-cli on the stack's Redis as the operator (password not shown; TLS when on)
+	$(DC) exec redis conveyor-redis cli $(ARGS)
+
+.PHONY: certs
+certs: ## Make the private CA and Redis's TLS certificate in certs/ (REDIS_TLS_NAMES=host,ip for remote workers)
+	@REDIS_TLS_NAMES="$(or $(REDIS_TLS_NAMES),$(shell sed -n 's/^REDIS_TLS_NAMES=//p' .env 2>/dev/null | tail -n 1))" \
+		bash deploy/scripts/make-certs.sh "$(CERTS_DIR)"
+
+##@ Beyond one machine (docs/deploy.md)
+.PHONY: swarm-up
+swarm-up: docker-check env images ## Deploy on Docker Swarm (a single-node swarm if none), WORKERS replicas: TLS, per-role users, same ports
+	WORKERS=$(WORKERS) bash deploy/scripts/swarm.sh up
+
+.PHONY: swarm-scale
+swarm-scale: docker-check ## Run WORKERS worker replicas on the swarm: make swarm-scale WORKERS=3
+	bash deploy/scripts/swarm.sh scale $(WORKERS)
+
+.PHONY: swarm-down
+swarm-down: docker-check ## Remove the swarm stack (volumes stay)
+	bash deploy/scripts/swarm.sh down
+
+# kubectl's built-in kustomize (kubectl 1.24 or newer), else a kustomize binary (4.5+).
+KUSTOMIZE ?= $(shell if command -v kubectl >/dev/null; then echo kubectl kustomize; \
+	elif command -v kustomize >/dev/null; then echo kustomize build; fi)
+
+.PHONY: k8s-render
+k8s-render: ## Print the Kubernetes manifests: OVERLAY=dev or production (default both)
+	@[[ -n "$(KUSTOMIZE)" ]] || { echo "k8s-render needs kubectl (1.24+) or kustomize (4.5+)" >&2; exit 2; }
+	@first=1; for overlay in $(or $(OVERLAY),dev production); do \
+		[[ $$first == 1 ]] || echo ---; first=0; \
+		$(KUSTOMIZE) deploy/k8s/overlays/$$overlay; done
+
+.PHONY: k8s-secrets
+k8s-secrets: env certs ## Print the Secrets for Kubernetes from .env and certs/: make k8s-secrets NAMESPACE=conveyor | kubectl apply -f -
+	@bash deploy/scripts/k8s-secrets.sh $(or $(NAMESPACE),conveyor-dev)
 
 ##@ Build
 .PHONY: build
@@ -229,22 +276,31 @@ $(BENCH_WHEELS)/.complete: bench/requirements.lock deploy/scripts/wheelhouse.sh
 test-unit: venv ## Run the unit tests only (no Docker)
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
+SHELL_SCRIPTS = services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.sh deploy/redis/*.sh .ci/run
+DOCKERFILES = services/Dockerfile deploy/base-images/redis.Dockerfile deploy/redis/Dockerfile bench/Dockerfile
+# Placeholder secrets: enough for compose to render the configuration.
+RENDER_ENV = REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x REDIS_PRODUCER_PASSWORD=x \
+	REDIS_WORKER_PASSWORD=x REDIS_RECONCILER_PASSWORD=x REDIS_FLOWER_PASSWORD=x
+
 .PHONY: lint
 lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services tests bench
-	shellcheck services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.sh .ci/run
-	$(VENV)/bin/hadolint services/Dockerfile deploy/base-images/redis.Dockerfile bench/Dockerfile
-	$(VENV)/bin/yamllint -s docker-compose.yml bench/compose.bench.yml
-	REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x $(COMPOSE) config --quiet
+	shellcheck $(SHELL_SCRIPTS)
+	$(VENV)/bin/hadolint $(DOCKERFILES)
+	$(VENV)/bin/yamllint -s docker-compose.yml bench/compose.bench.yml deploy/compose deploy/swarm
+	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) config --quiet
+	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) -f docker-compose.yml -f deploy/compose/tls.yml config --quiet
 
 .PHONY: audit
 audit: venv ## Security audit: hadolint, shellcheck, the compose policy (docs/security.md) and known vulnerabilities in the lock file
-	$(VENV)/bin/hadolint services/Dockerfile deploy/base-images/redis.Dockerfile
-	shellcheck services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.sh .ci/run
-	REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x $(COMPOSE) config --format json \
+	$(VENV)/bin/hadolint $(DOCKERFILES)
+	shellcheck $(SHELL_SCRIPTS)
+	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) config --format json \
 		| $(VENV)/bin/python deploy/audit/compose_policy.py
+	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) -f docker-compose.yml -f deploy/compose/tls.yml \
+		config --format json | $(VENV)/bin/python deploy/audit/compose_policy.py
 	$(VENV)/bin/python deploy/audit/dependencies.py requirements.lock $(AUDIT_ARGS)
 
 ##@ Clean up
