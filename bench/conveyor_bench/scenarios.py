@@ -35,16 +35,17 @@ class Sizes:
     batch_tasks: int
     publish_tasks: int
     io_tasks: int
+    event_pairs: int
 
     @classmethod
     def full(cls) -> Sizes:
         """Figures worth comparing: each drain takes seconds, not milliseconds."""
-        return cls(10_000, (1, 2, 4), (1, 2, 3, 4, 6), 20, 10, 20_000, 5_000, 3_000)
+        return cls(10_000, (1, 2, 4), (1, 2, 3, 4, 6), 20, 10, 20_000, 5_000, 3_000, 2)
 
     @classmethod
     def quick(cls) -> Sizes:
         """Every step once, small: shows the bench works, says nothing about speed."""
-        return cls(300, (1,), (1, 2), 2, 2, 2_000, 200, 60)
+        return cls(300, (1,), (1, 2), 2, 2, 2_000, 200, 60, 1)
 
 
 class Scenarios:
@@ -103,11 +104,19 @@ class Scenarios:
         return rows
 
     def events_cost(self) -> list[dict[str, Any]]:
-        """Conveyor at one replica with task events off, to price keeping them on."""
-        off = {"WORKER_SEND_TASK_EVENTS": "false"}
-        row = self.drain_once("conveyor", 1, self.sizes.drain_tasks, env=off)
-        row["system"] = "conveyor (task events off)"
-        return [row]
+        """Conveyor at one replica with task events on, then off, in alternating pairs.
+
+        Back-to-back pairs price the events, not the drift of a shared machine over the
+        minutes between the drain scenario and this one (one run each can differ by 25 %).
+        """
+        rows = []
+        for pair in range(1, self.sizes.event_pairs + 1):
+            for events in ("on", "off"):
+                env = {"WORKER_SEND_TASK_EVENTS": "true" if events == "on" else "false"}
+                row = self.drain_once("conveyor", 1, self.sizes.drain_tasks, env=env)
+                row.update(system=f"conveyor (task events {events})", events=events, pair=pair)
+                rows.append(row)
+        return rows
 
     def scale(self, drained: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Conveyor's drain against replicas (reusing the drain scenario's runs)."""
