@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 
 from conveyor_bench.agent import connections as conn
+from conveyor_bench.agent.api_client import ConnectionPool
 from conveyor_bench.agent.systems import (
     CEILING_QUEUE,
     Conveyor,
@@ -57,6 +58,10 @@ RESULT_CHANNELS = {
 }
 
 
+#: Submissions in flight at most: one API connection per sender.
+LATENCY_SENDERS = 64
+
+
 async def _latency(system: str, rate: float, seconds: float) -> dict[str, Any]:
     db, pattern = RESULT_CHANNELS[system]
     arrived: dict[str, float] = {}
@@ -77,12 +82,17 @@ async def _latency(system: str, rate: float, seconds: float) -> dict[str, Any]:
         except Exception:  # a failed submission is counted, not fatal
             errors += 1
 
-    pending = []
-    for i in range(count):
-        at = start + i / rate
-        await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        pending.append(asyncio.create_task(one(i, at)))
-    await asyncio.gather(*pending)
+    # Open loop with a fixed set of senders: each takes the next scheduled submission,
+    # waits for its time and sends it; a late start still counts from the schedule
+    # (no coordinated omission), and no pile of waiting tasks grows when the API lags.
+    schedule = iter([(i, start + i / rate) for i in range(count)])
+
+    async def sender() -> None:
+        for i, at in schedule:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            await one(i, at)
+
+    await asyncio.gather(*(sender() for _ in range(LATENCY_SENDERS)))
     sent_seconds = time.perf_counter() - start
     deadline = time.perf_counter() + 15
     while time.perf_counter() < deadline and any(i not in arrived for i in scheduled):
@@ -116,15 +126,11 @@ async def _listen(pubsub: Any, arrived: dict[str, float], system: str) -> None:
 async def _submitter(system: str) -> Any:
     """An async callable submitting `add(i, 1)` and returning the task id."""
     if system == "conveyor":
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        api = httpx.AsyncClient(
-            base_url=conn.API_URL, headers=conn.api_headers(), timeout=30, limits=limits
-        )
+        api = ConnectionPool(conn.API_URL, conn.api_headers(), size=LATENCY_SENDERS)
 
         async def via_api(i: int) -> str:
-            reply = await api.post("/api/v1/tasks", json={"task": "add", "args": [i, 1]})
-            reply.raise_for_status()
-            return str(reply.json()["id"])
+            reply = await api.post_json("/api/v1/tasks", {"task": "add", "args": [i, 1]})
+            return str(reply["id"])
 
         return via_api
     if system == "stock-celery":
