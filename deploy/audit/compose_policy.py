@@ -59,6 +59,8 @@ def service_problems(name: str, service: dict[str, Any], networks: dict[str, Any
         problems.append("runs as root")
     if "FLOWER_UNAUTHENTICATED_API" in (service.get("environment") or {}):
         problems.append("sets FLOWER_UNAUTHENTICATED_API")
+    if str((service.get("environment") or {}).get("CONVEYOR_TEST_TASKS", "")).lower() == "true":
+        problems.append("sets CONVEYOR_TEST_TASKS (a task that kills its worker)")
     ports = service.get("ports") or []
     if ports and name not in PUBLISHED and not (name == "redis" and redis_tls(service)):
         problems.append("publishes a port")

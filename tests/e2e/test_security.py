@@ -113,13 +113,14 @@ class _TouchFile:
         return (os.system, ("touch /tmp/pwned",))
 
 
-def test_a_pickled_message_is_refused_without_running_and_dead_lettered(stack: Stack) -> None:
+def push_message(task: str, body: bytes, content_type: str, encoding: str) -> str:
+    """LPUSH a task message straight onto the default queue, past the API; its id."""
     task_id = str(uuid.uuid4())
     envelope = {
-        "body": base64.b64encode(pickle.dumps(_TouchFile())).decode(),
-        "content-encoding": "binary",
-        "content-type": "application/x-python-serialize",
-        "headers": {"lang": "py", "task": "conveyor.noop", "id": task_id, "root_id": task_id},
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": encoding,
+        "content-type": content_type,
+        "headers": {"lang": "py", "task": task, "id": task_id, "root_id": task_id},
         "properties": {
             "correlation_id": task_id,
             "delivery_mode": 2,
@@ -130,16 +131,44 @@ def test_a_pickled_message_is_refused_without_running_and_dead_lettered(stack: S
         },
     }
     redis_cli("-x", "lpush", "default", stdin=json.dumps(envelope))
+    return task_id
+
+
+def wait_for_dead_letter(stack: Stack, task_id: str, what: str) -> dict[str, Any]:
+    """The dead-letter entry of `task_id`, once the worker has stored it."""
 
     def dead_letter() -> dict[str, Any] | None:
         response = stack.api.get(f"/api/v1/dead-letters/{task_id}")
         return response.json() if response.status_code == 200 else None
 
-    entry = wait_for(dead_letter, 60, "the pickled message in the dead-letter store")
+    return dict(wait_for(dead_letter, 60, what))
+
+
+def test_a_pickled_message_is_refused_without_running_and_dead_lettered(stack: Stack) -> None:
+    pickled = pickle.dumps(_TouchFile())
+    task_id = push_message("conveyor.noop", pickled, "application/x-python-serialize", "binary")
+    entry = wait_for_dead_letter(stack, task_id, "the pickled message in the dead-letter store")
     assert entry["reason"] == "undecodable"
     for service in ("worker", "email-worker"):
         assert compose("exec", "-T", service, "test", "-e", "/tmp/pwned", check=False).returncode
     assert make("redis-audit").returncode == 0
+
+
+def test_the_test_tasks_do_not_exist_outside_the_test_stacks(stack: Stack) -> None:
+    """`crash` kills its worker: the default stack neither accepts nor runs it."""
+    names = {task["name"] for task in stack.api.get("/api/v1/catalog").json()["tasks"]}
+    assert "add" in names
+    assert not names & {"crash", "tally"}
+    for task in ("crash", "tally"):
+        response = stack.api.post("/api/v1/tasks", json={"task": task})
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["field"] == "task"
+    # Past the API, straight into Redis: the worker stores it as a task it does not have
+    # (a registered `crash` would kill the process and end up "quarantined").
+    body = json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None}]).encode()
+    task_id = push_message("conveyor.crash", body, "application/json", "utf-8")
+    entry = wait_for_dead_letter(stack, task_id, "the crash message in the dead-letter store")
+    assert entry["reason"] == "unknown_task"
 
 
 def test_remote_control_cannot_stop_or_reshape_workers(stack: Stack) -> None:

@@ -41,6 +41,8 @@ class RedisServer:
             "REDIS_BROKER_DB": str(broker_db),
             "REDIS_RESULT_DB": str(result_db),
             "CONVEYOR_ENV": "production",
+            # The integration stack runs the test tasks (`crash`, `tally`).
+            "CONVEYOR_TEST_TASKS": "true",
         }
 
 
@@ -184,6 +186,7 @@ def api_for(server: RedisServer, broker_db: int = 0, result_db: int = 1) -> Test
         redis_broker_db=broker_db,
         redis_result_db=result_db,
         conveyor_api_key=API_KEY,
+        CONVEYOR_TEST_TASKS=True,
     )
     client = TestClient(create_api(settings), raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {API_KEY}"

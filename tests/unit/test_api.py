@@ -177,3 +177,18 @@ def test_a_command_refused_by_redis_acl_is_a_503_not_a_crash() -> None:
     response = TestClient(app, raise_server_exceptions=False).get("/refused")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "broker_refused"
+
+
+@pytest.mark.parametrize("task", ["crash", "tally"])
+def test_test_tasks_are_unknown_unless_switched_on(client: TestClient, task: str) -> None:
+    refused = post(client, "/api/v1/tasks", {"task": task})
+    assert refused.status_code == 404
+    assert refused.json()["error"]["field"] == "task"
+    listed = {
+        entry["name"] for entry in client.get("/api/v1/catalog", headers=AUTH).json()["tasks"]
+    }
+    assert task not in listed
+    # Switched on, the task is validated and reaches the (unreachable) broker: 503.
+    on = offline_api(CONVEYOR_TEST_TASKS=True)
+    assert post(on, "/api/v1/tasks", {"task": task}).status_code == 503
+    assert task in {e["name"] for e in on.get("/api/v1/catalog", headers=AUTH).json()["tasks"]}

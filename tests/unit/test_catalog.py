@@ -2,7 +2,7 @@
 
 import pytest
 
-from conveyor_core.catalog import CATALOG, MAX_NUMBER, lookup
+from conveyor_core.catalog import CATALOG, MAX_NUMBER, catalog_for, lookup
 from conveyor_core.errors import InvalidArgumentsError
 
 
@@ -21,12 +21,18 @@ def test_catalogue_lists_the_documented_tasks() -> None:
         "sleep",
         "fail",
         "progress",
-        "crash",
-        "tally",
         "send_email",
     }
     assert lookup("nope") is None
     assert CATALOG["add"].celery_name == "conveyor.add"
+
+
+def test_the_test_tasks_exist_only_when_switched_on() -> None:
+    assert lookup("crash") is None
+    assert lookup("tally") is None
+    assert set(catalog_for(test_tasks=True)) == set(CATALOG) | {"crash", "tally"}
+    assert lookup("crash", test_tasks=True) is not None
+    assert catalog_for(test_tasks=False) == CATALOG
 
 
 def test_positional_and_keyword_arguments_bind_to_names() -> None:

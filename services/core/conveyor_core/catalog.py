@@ -215,8 +215,6 @@ CATALOG: dict[str, TaskSpec] = {
         TaskSpec("sleep", SleepParams, "Sleep for some seconds, then return them."),
         TaskSpec("fail", FailParams, "Raise TaskFailedError with the given message."),
         TaskSpec("progress", ProgressParams, "Work through steps, reporting progress."),
-        TaskSpec("crash", NoParams, "Kill its own worker process (a poison message)."),
-        TaskSpec("tally", TallyParams, "Count this execution in the tally store (chaos)."),
         TaskSpec(
             "send_email",
             EmailParams,
@@ -228,11 +226,27 @@ CATALOG: dict[str, TaskSpec] = {
 }
 
 
+#: Tasks that exist for the test and chaos stacks only (CONVEYOR_TEST_TASKS=true): a task
+#: that kills its worker must not be one API key away on a production stack.
+TEST_TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec("crash", NoParams, "Kill its own worker process (a poison message)."),
+        TaskSpec("tally", TallyParams, "Count this execution in the tally store (chaos)."),
+    )
+}
+
+
+def catalog_for(test_tasks: bool) -> dict[str, TaskSpec]:
+    """The catalogue a process serves: the test tasks only when they are switched on."""
+    return {**CATALOG, **TEST_TASKS} if test_tasks else CATALOG
+
+
 def known_queues() -> list[str]:
     """Every queue some task of the catalogue routes to."""
-    return sorted({spec.queue for spec in CATALOG.values()})
+    return sorted({spec.queue for spec in (*CATALOG.values(), *TEST_TASKS.values())})
 
 
-def lookup(name: str) -> TaskSpec | None:
+def lookup(name: str, *, test_tasks: bool = False) -> TaskSpec | None:
     """The spec of a task by public name, or None when there is no such task."""
-    return CATALOG.get(name)
+    return catalog_for(test_tasks).get(name)

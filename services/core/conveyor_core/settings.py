@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     worker_max_tasks_per_child: int = Field(10_000, ge=0)
     #: Recycle a child process once its resident memory passes this many KiB (0: never).
     worker_max_memory_per_child: int = Field(262_144, ge=0)
+    #: Register the test tasks `crash` and `tally` (the integration and chaos stacks set
+    #: it). Never on in a deployment: `crash` kills the worker that runs it.
+    test_tasks: bool = Field(False, validation_alias="CONVEYOR_TEST_TASKS")
     #: Redis URL where the `tally` task counts executions (default: the result database).
     tally_redis_url: str | None = None
     #: Deliveries of one task id (each ending with its worker process dead) before it is

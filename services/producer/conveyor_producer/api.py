@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from conveyor_core.catalog import catalog_for
 from conveyor_core.celery_app import create_app
 from conveyor_core.settings import ProducerSettings
 from conveyor_producer.body_guard import BodyGuard
@@ -76,7 +77,8 @@ def _context(settings: ProducerSettings) -> Context:
     broker = redis.Redis.from_url(settings.broker_url, **options)
     results = redis.Redis.from_url(settings.result_backend_url, **options)
     ledger = Ledger(results, ttl=settings.result_expires, recent_max=settings.recent_max)
-    return Context(settings=settings, celery=celery, broker=broker, ledger=ledger)
+    catalog = catalog_for(settings.test_tasks)
+    return Context(settings=settings, celery=celery, broker=broker, ledger=ledger, catalog=catalog)
 
 
 def _add_operational_routes(api: FastAPI, ctx: Context) -> None:

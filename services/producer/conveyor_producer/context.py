@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 from celery import Celery
 
+from conveyor_core.catalog import TaskSpec
 from conveyor_core.settings import ProducerSettings
 from conveyor_producer.ledger import Ledger
 
@@ -19,3 +20,5 @@ class Context:
     celery: Celery
     broker: redis.Redis
     ledger: Ledger
+    #: The tasks this producer accepts (`catalog_for`: test tasks only when switched on).
+    catalog: dict[str, TaskSpec]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from celery.canvas import Signature
 from fastapi import Response
 from pydantic import BaseModel
 
-from conveyor_core.catalog import TaskSpec, known_queues, lookup
+from conveyor_core.catalog import TaskSpec, known_queues
 from conveyor_core.errors import InvalidArgumentsError
 from conveyor_producer.context import Context
 from conveyor_producer.errors import BROKER_ERRORS, ApiError
@@ -25,22 +25,22 @@ from conveyor_producer.schemas import Submitted, TaskCall, TaskRequest
 logger = logging.getLogger(__name__)
 
 
-def spec_for(name: str, field: str) -> TaskSpec:
+def spec_for(catalog: Mapping[str, TaskSpec], name: str, field: str) -> TaskSpec:
     """The catalogue entry for `name`, or a 404 naming `field`."""
-    spec = lookup(name)
+    spec = catalog.get(name)
     if spec is None:
         raise ApiError(404, "unknown_task", f"no task named {name!r}", field)
     return spec
 
 
 def signature(
-    celery: Celery, call: TaskCall, *, field: str = "", piped: bool = False, **options: Any
+    ctx: Context, call: TaskCall, *, field: str = "", piped: bool = False, **options: Any
 ) -> tuple[Signature[Any], Issued]:
     """Validate one call; return its signature (with a fresh task id) and its ledger entry.
 
     `field` prefixes every error's field name, e.g. "steps[1]." in a workflow.
     """
-    spec = spec_for(call.task, f"{field}task")
+    spec = spec_for(ctx.catalog, call.task, f"{field}task")
     try:
         kwargs = spec.bind(call.args, call.kwargs, piped=piped)
     except InvalidArgumentsError as exc:
@@ -49,7 +49,7 @@ def signature(
         raise InvalidArgumentsError(field + exc.message, field + (exc.field or "")) from None
     queue = options.pop("queue", None) or spec.queue
     task_id = str(uuid.uuid4())
-    sig = celery.signature(
+    sig = ctx.celery.signature(
         spec.celery_name,
         kwargs=kwargs,
         queue=queue,

@@ -31,6 +31,16 @@ def _apply_email_rate_limit(**_: Any) -> None:
         tasks.send_email.rate_limit = limit
 
 
+@worker_init.connect
+def _register_test_tasks(**_: Any) -> None:
+    """The test tasks (`crash`, `tally`) exist only with CONVEYOR_TEST_TASKS=true.
+
+    Registered before the pool starts, so every child process has them.
+    """
+    if get_settings().test_tasks:
+        tasks.register_test_tasks()
+
+
 #: Celery's per-task log lines: "Task ... received" and "Task ... succeeded in ...".
 TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from celery import Task
+from celery import Task, current_task
 
-from conveyor_core.catalog import CATALOG, TaskSpec
+from conveyor_core.catalog import TaskSpec, catalog_for
 from conveyor_core.celery_app import app
 from conveyor_core.email_schema import EmailParams
 from conveyor_core.errors import TaskFailedError
@@ -50,7 +50,7 @@ class CatalogTask(Task[Any, Any]):
 
 def catalog_task(name: str) -> Callable[[Callable[..., Any]], CatalogTask]:
     """Register a function as the catalogue task `name`, with its route and schema."""
-    spec = CATALOG[name]
+    spec = catalog_for(test_tasks=True)[name]
     return app.task(name=spec.celery_name, base=CatalogTask, spec=spec, queue=spec.queue)
 
 
@@ -100,17 +100,21 @@ def fail(message: str) -> None:
     raise TaskFailedError(message)
 
 
-@catalog_task("crash")
+@catalog_task("send_email")
+def send_email(**fields: Any) -> dict[str, Any]:
+    """Send one e-mail over SMTP: once per idempotency key, retried while it may pass."""
+    return send_once(send_email, EmailParams.model_validate(fields))
+
+
 def crash() -> None:
     """Kill the process running this task: a poison message, quarantined after a few tries."""
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@catalog_task("tally")
 def tally(delay: float) -> int:
     """Count this execution of this task id in the tally store; return the count so far."""
     time.sleep(delay)
-    task_id = tally.request.id or ""
+    task_id = current_task.request.id or ""
     pipe = tally_client().pipeline(transaction=True)
     pipe.sadd(TALLY_EXECUTED, task_id)
     pipe.hincrby(TALLY_RUNS, task_id, 1)
@@ -118,7 +122,11 @@ def tally(delay: float) -> int:
     return int(runs)
 
 
-@catalog_task("send_email")
-def send_email(**fields: Any) -> dict[str, Any]:
-    """Send one e-mail over SMTP: once per idempotency key, retried while it may pass."""
-    return send_once(send_email, EmailParams.model_validate(fields))
+def register_test_tasks() -> None:
+    """Register `crash` and `tally`: only where CONVEYOR_TEST_TASKS is on.
+
+    A worker without them answers a `crash` message as an unregistered task instead of
+    dying for it; the integration and chaos stacks switch them on.
+    """
+    catalog_task("crash")(crash)
+    catalog_task("tally")(tally)

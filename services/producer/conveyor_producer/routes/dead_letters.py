@@ -57,7 +57,7 @@ def build(ctx: Context) -> APIRouter:
         built = []
         for entry in entries.values():
             try:
-                built.append((entry, *signature(ctx.celery, _call_of(entry))))
+                built.append((entry, *signature(ctx, _call_of(entry))))
             except (ApiError, InvalidArgumentsError, ValueError) as exc:
                 skipped[entry.id] = str(exc)
         if built:

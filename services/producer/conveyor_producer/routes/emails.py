@@ -62,7 +62,7 @@ def build(ctx: Context) -> APIRouter:
     @router.post("", status_code=202, response_model=Submitted, responses=IDEMPOTENT_REPEAT)
     def send_email(email: EmailParams, response: Response) -> Submitted:
         """Send one e-mail (text and/or HTML, or a template with its context)."""
-        sig, issued = signature(ctx.celery, _call(email))
+        sig, issued = signature(ctx, _call(email))
         key = email.idempotency_key
         idempotency = None if key is None else (f"email:{key}", fingerprint(email))
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
@@ -74,7 +74,7 @@ def build(ctx: Context) -> APIRouter:
         if len(batch.emails) > limit:
             raise ApiError(413, "too_large", f"at most {limit} e-mails in a batch", "emails")
         built = [
-            signature(ctx.celery, _call(email), field=f"emails[{i}].")
+            signature(ctx, _call(email), field=f"emails[{i}].")
             for i, email in enumerate(batch.emails)
         ]
         return BatchSubmitted(ids=submit_many(ctx, built))

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from conveyor_core.catalog import CATALOG, known_queues
+from conveyor_core.catalog import known_queues
 from conveyor_core.celery_app import priority_lists
 from conveyor_core.ledger_keys import PENDING
 from conveyor_core.messages import message_ids
@@ -34,7 +34,7 @@ def build(ctx: Context) -> APIRouter:
                     arguments=spec.json_schema(),
                     positional=spec.parameter_names,
                 )
-                for spec in CATALOG.values()
+                for spec in ctx.catalog.values()
             ]
         )
 

@@ -47,7 +47,7 @@ def build(ctx: Context) -> APIRouter:
     def submit_task(request: TaskRequest, response: Response) -> Submitted:
         """Enqueue one task of the catalogue."""
         options = publish_options(request, ctx.settings.max_countdown)
-        sig, issued = signature(ctx.celery, request, **options)
+        sig, issued = signature(ctx, request, **options)
         key = request.idempotency_key
         idempotency = None if key is None else (key, fingerprint(request))
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
@@ -58,10 +58,7 @@ def build(ctx: Context) -> APIRouter:
         limit = ctx.settings.max_batch_tasks
         if len(request.tasks) > limit:
             raise ApiError(413, "too_large", f"at most {limit} tasks in a batch", "tasks")
-        built = [
-            signature(ctx.celery, call, field=f"tasks[{i}].")
-            for i, call in enumerate(request.tasks)
-        ]
+        built = [signature(ctx, call, field=f"tasks[{i}].") for i, call in enumerate(request.tasks)]
         return BatchSubmitted(ids=submit_many(ctx, built))
 
     @router.get("/recent", response_model=RecentList)

@@ -56,7 +56,7 @@ def build(ctx: Context) -> APIRouter:
     ) -> list[tuple[Signature[Any], Issued]]:
         check_size(len(calls))
         return [
-            signature(ctx.celery, call, field=f"steps[{i}].", piped=piped_after_first and i > 0)
+            signature(ctx, call, field=f"steps[{i}].", piped=piped_after_first and i > 0)
             for i, call in enumerate(calls)
         ]
 
@@ -96,7 +96,7 @@ def build(ctx: Context) -> APIRouter:
     def submit_chord(request: ChordRequest) -> WorkflowSubmitted:
         """Run steps in parallel, then the callback with the list of their results."""
         built = steps_of(request.steps, piped_after_first=False)
-        callback = signature(ctx.celery, request.callback, field="callback.", piped=True)
+        callback = signature(ctx, request.callback, field="callback.", piped=True)
         canvas = chord([sig for sig, _ in built], callback[0])
         return launch("chord", [*built, callback], canvas)
 
