@@ -273,8 +273,20 @@ $(BENCH_WHEELS)/.complete: bench/requirements.lock deploy/scripts/wheelhouse.sh
 	@touch $@
 
 .PHONY: test-unit
-test-unit: venv ## Run the unit tests only (no Docker)
-	$(VENV)/bin/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+test-unit: venv ## Unit tests only: pure Python, no Docker CLI needed
+	$(VENV)/bin/pytest -p no:cacheprovider -m unit $(PYTEST_ARGS)
+
+.PHONY: test-manifests
+test-manifests: venv docker-check .env ## Render compose and Kubernetes files and check them (compose plugin, kustomize)
+	$(VENV)/bin/pytest -p no:cacheprovider -m manifests $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: venv docker-check .env images ## Integration tests: a real Redis container and real Celery workers
+	$(VENV)/bin/pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: venv docker-check .env images bench-image ## End-to-end tests: the whole compose stack, driven as a user would
+	$(VENV)/bin/pytest -p no:cacheprovider -m e2e $(PYTEST_ARGS)
 
 SHELL_SCRIPTS = services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.sh deploy/redis/*.sh .ci/run
 DOCKERFILES = services/Dockerfile deploy/base-images/redis.Dockerfile deploy/redis/Dockerfile bench/Dockerfile

@@ -92,7 +92,7 @@ class Stack:
             "COMPOSE_FILE": os.pathsep.join(files),
         }
 
-    def run(self, *command: str, check: bool = True, timeout: float = 900) -> str:
+    def run(self, *command: str, check: bool = True, timeout: float = 540) -> str:
         """Run a command in the project folder with the chaos environment."""
         done = subprocess.run(
             command,

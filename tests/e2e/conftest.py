@@ -24,7 +24,7 @@ ENV = {**os.environ, "COMPOSE_PROJECT_NAME": PROJECT, **{k: str(v) for k, v in P
 
 
 def run(
-    *command: str, timeout: float = 900, check: bool = True, stdin: str | None = None
+    *command: str, timeout: float = 540, check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in the project folder with the e2e environment; fail with its output."""
     done = subprocess.run(
@@ -46,14 +46,14 @@ def run(
     return done
 
 
-def make(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def make(*args: str, timeout: float = 540) -> subprocess.CompletedProcess[str]:
     """`make ARGS` as a user would type it."""
     return run("make", *args, timeout=timeout)
 
 
 def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`docker compose ARGS` on the e2e project."""
-    return run("docker", "compose", *args, check=check, timeout=600)
+    return run("docker", "compose", *args, check=check, timeout=540)
 
 
 def containers() -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ def quick_bench(out: Path) -> subprocess.CompletedProcess[str]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=1200,
+            timeout=570,
             check=False,
         )
     finally:

@@ -147,7 +147,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(stack: Stack) ->
         "--request-timeout",
         "70",
         check=False,
-        timeout=600,
+        timeout=540,
     )
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     assert " passed" in done.stdout

@@ -32,7 +32,7 @@ PORTS = {"PRODUCER_PORT": "18200", "FLOWER_PORT": "18255"}
 ENV = {**os.environ, "STACK_NAME": STACK, **PORTS}
 
 
-def run(*command: str, check: bool = True, timeout: float = 900) -> str:
+def run(*command: str, check: bool = True, timeout: float = 540) -> str:
     done = subprocess.run(
         command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -64,7 +64,7 @@ def swarm() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def api(swarm: None) -> Iterator[httpx.Client]:
-    run("make", "swarm-up", timeout=1200)
+    run("make", "swarm-up", timeout=540)
     key = read_env_file(ROOT / ".env")["CONVEYOR_API_KEY"]
     with httpx.Client(
         base_url=f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}",

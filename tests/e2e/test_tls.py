@@ -55,7 +55,7 @@ def env(certs: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *command: str, check: bool = True, timeout: float = 900) -> str:
+def run(env: dict[str, str], *command: str, check: bool = True, timeout: float = 540) -> str:
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -21,8 +21,6 @@ from conveyor_core.settings import ProducerSettings
 from conveyor_producer.api import create_api
 from tests.helpers import ROOT, redis_image, wait_for
 
-pytestmark = pytest.mark.integration
-
 
 @dataclass(frozen=True)
 class RedisServer:

@@ -68,6 +68,11 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
             lambda s: s["environment"].update(FLOWER_UNAUTHENTICATED_API="true"),
             "flower: sets FLOWER_UNAUTHENTICATED_API",
         ),
+        (
+            "worker",
+            lambda s: s["environment"].update(CONVEYOR_TEST_TASKS="true"),
+            "worker: sets CONVEYOR_TEST_TASKS",
+        ),
         ("redis", lambda s: s.update(command=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.update(entrypoint=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.pop("build"), "redis: not built from deploy/redis"),
