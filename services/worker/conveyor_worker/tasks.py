@@ -8,7 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from celery import Task, current_task
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 from conveyor_core.catalog import TaskSpec, catalog_for
 from conveyor_core.celery_app import app
@@ -18,6 +21,9 @@ from conveyor_worker.dead_lettering import guard
 from conveyor_worker.email_sending import send_once
 from conveyor_worker.lifecycle import ProgressReporter
 from conveyor_worker.tally import TALLY_EXECUTED, TALLY_RUNS, tally_client
+
+#: What a publish raises when the broker cannot be reached (kombu wraps redis-py's).
+BROKER_UNREACHABLE = (OperationalError, redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class CatalogTask(Task[Any, Any]):
@@ -38,6 +44,24 @@ class CatalogTask(Task[Any, Any]):
         """
         guard(self)
         return super().__call__(**self.spec.bind(args, kwargs))
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's retry, except that a retry the broker could not take is not lost.
+
+        Celery turns a failed publish of the retry into `Reject(requeue=False)`: with late
+        acknowledgement the message is then dropped, and the task with it (an e-mail
+        deferred by a 451 while Redis restarts was lost this way). Requeued instead, the
+        message goes back to its queue, or stays unacknowledged until the visibility
+        timeout brings it back if Redis is still down.
+        """
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as rejected:
+            # celery-types does not declare Reject's attributes (reason, requeue).
+            reason, requeue = getattr(rejected, "reason", None), getattr(rejected, "requeue", True)
+            if isinstance(reason, BROKER_UNREACHABLE) and not requeue:
+                raise Reject(reason, requeue=True) from rejected
+            raise
 
     def apply_async(  # type: ignore[override]  # celery-types spells every option out
         self, args: Any = None, kwargs: Any = None, **options: Any
