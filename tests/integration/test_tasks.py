@@ -111,3 +111,20 @@ def test_warm_shutdown_finishes_the_running_task(redis_server: RedisServer, star
     assert status["state"] == "SUCCESS"
     assert status["result"] == 3
     assert not worker.heartbeat.exists(), "a stopped worker must not look healthy"
+
+
+def test_a_batch_sent_again_with_its_idempotency_key_is_enqueued_once(
+    api: TestClient, worker: WorkerProcess
+) -> None:
+    """The retry a client sends after losing the answer gets the first ids back, 200."""
+    key = f"batch-{os.urandom(6).hex()}"
+    body = {"tasks": [{"task": "add", "args": [i, 1]} for i in range(3)], "idempotency_key": key}
+    first = api.post("/api/v1/tasks/batch", json=body)
+    again = api.post("/api/v1/tasks/batch", json=body)
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    ids = first.json()["ids"]
+    assert again.json()["ids"] == ids
+    assert [outcome(api, task_id)["result"] for task_id in ids] == [1, 2, 3]
+    other = api.post("/api/v1/tasks/batch", json={**body, "tasks": [{"task": "noop"}]})
+    assert other.status_code == 409
+    assert other.json()["error"]["field"] == "idempotency_key"

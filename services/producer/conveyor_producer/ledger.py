@@ -80,7 +80,8 @@ class Ledger:
     def claim_idempotency(self, key: str, task_id: str, fingerprint: str) -> tuple[str, str] | None:
         """Bind `key` to `task_id` and the request's fingerprint unless already bound.
 
-        Returns None when this call bound it, else the (task id, fingerprint) bound first.
+        `task_id` is one id, or a batch's ids joined by commas. Returns None when this
+        call bound it, else the (task id(s), fingerprint) bound first.
         """
         name = idempotency_key(key)
         pipe = self.client.pipeline(transaction=False)

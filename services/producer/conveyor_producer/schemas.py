@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,6 +24,12 @@ class TaskCall(Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, max_length=100, examples=[{}])
 
 
+#: A client's key for a submission it may send again (printable ASCII, no spaces).
+IdempotencyKey = Annotated[
+    str | None, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+]
+
+
 class TaskRequest(TaskCall):
     """One task, its arguments and how to enqueue it."""
 
@@ -34,12 +40,8 @@ class TaskRequest(TaskCall):
     )
     priority: int | None = Field(None, ge=0, le=9, description="0 (first) to 9 (last).")
     queue: str | None = Field(None, max_length=100, description="A known queue.")
-    idempotency_key: str | None = Field(
-        None,
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="The same key within its TTL returns the first submission's id (200).",
+    idempotency_key: IdempotencyKey = Field(
+        None, description="The same key within its TTL returns the first submission's id (200)."
     )
 
     @model_validator(mode="after")
@@ -53,6 +55,10 @@ class BatchRequest(Strict):
     """Many tasks in one request; all are validated before any is enqueued."""
 
     tasks: list[TaskCall] = Field(min_length=1)
+    idempotency_key: IdempotencyKey = Field(
+        None,
+        description="The same key and tasks within its TTL return the first batch's ids (200).",
+    )
 
 
 class WorkflowRequest(Strict):

@@ -167,6 +167,43 @@ def fingerprint(request: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+def claim(
+    ctx: Context, idempotency: tuple[str, str] | None, ids: Sequence[str]
+) -> list[str] | None:
+    """Bind the client's key to `ids`; the ids bound first when the key was seen.
+
+    `idempotency` is the key and a fingerprint of what was asked: the same key for a
+    different request is a 409 naming the field.
+    """
+    if idempotency is None:
+        return None
+    key, fingerprint = idempotency
+    earlier = ctx.ledger.claim_idempotency(key, ",".join(ids), fingerprint)
+    if earlier is None:
+        return None
+    earlier_ids, earlier_fingerprint = earlier
+    if earlier_fingerprint != fingerprint:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            "idempotency_key was already used for a different request",
+            "idempotency_key",
+        )
+    return earlier_ids.split(",")
+
+
+def record(ctx: Context, issued: Sequence[Issued], idempotency: tuple[str, str] | None) -> None:
+    """Record tasks as issued; on failure free the key, so the client's retry can use it."""
+    try:
+        ctx.ledger.issue(issued)
+    except Exception:
+        if idempotency is not None:
+            ctx.ledger.release_idempotency(idempotency[0])
+        for entry in issued:
+            count_submissions(entry.task, "unavailable")
+        raise
+
+
 def submit_one(
     ctx: Context,
     sig: Signature[Any],
@@ -176,44 +213,37 @@ def submit_one(
 ) -> str:
     """Record and publish one task; return its id (the earlier one for a repeated key).
 
-    `idempotency` is the client's key and a fingerprint of what it asked for: the same
-    key and request within the TTL answer 200 with the first id, the same key with a
-    different request 409.
+    The same key and request within the TTL answer 200 with the first id.
     """
-    if idempotency is not None:
-        key, fingerprint = idempotency
-        earlier = ctx.ledger.claim_idempotency(key, issued.id, fingerprint)
-        if earlier is not None:
-            earlier_id, earlier_fingerprint = earlier
-            if earlier_fingerprint != fingerprint:
-                raise ApiError(
-                    409,
-                    "idempotency_conflict",
-                    "idempotency_key was already used for a different request",
-                    "idempotency_key",
-                )
-            response.status_code = 200
-            return earlier_id
-    try:
-        ctx.ledger.issue([issued])
-    except Exception:
-        if idempotency is not None:
-            ctx.ledger.release_idempotency(idempotency[0])
-        count_submissions(issued.task, "unavailable")
-        raise
+    earlier = claim(ctx, idempotency, [issued.id])
+    if earlier is not None:
+        response.status_code = 200
+        return earlier[0]
+    record(ctx, [issued], idempotency)
     # Recorded means accepted: if the publish fails now, the reconciler publishes it.
     publish_recorded(lambda: sig.apply_async(), [issued.id])
     count_submissions(issued.task, "accepted")
     return issued.id
 
 
-def submit_many(ctx: Context, built: Sequence[tuple[Signature[Any], Issued]]) -> list[str]:
-    """Record every task, then publish them all pipelined; return their ids in order."""
-    ctx.ledger.issue([issued for _, issued in built])
-    publish_recorded(
-        lambda: publish_all(ctx.celery, [sig for sig, _ in built]),
-        [issued.id for _, issued in built],
-    )
+def submit_many(
+    ctx: Context,
+    built: Sequence[tuple[Signature[Any], Issued]],
+    response: Response | None = None,
+    idempotency: tuple[str, str] | None = None,
+) -> list[str]:
+    """Record every task, then publish them all pipelined; return their ids in order.
+
+    With a key, a repeat of the same batch answers 200 with the first batch's ids.
+    """
+    ids = [issued.id for _, issued in built]
+    earlier = claim(ctx, idempotency, ids)
+    if earlier is not None:
+        if response is not None:
+            response.status_code = 200
+        return earlier
+    record(ctx, [issued for _, issued in built], idempotency)
+    publish_recorded(lambda: publish_all(ctx.celery, [sig for sig, _ in built]), ids)
     for _, issued in built:
         count_submissions(issued.task, "accepted")
-    return [issued.id for _, issued in built]
+    return ids

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from conveyor_core.email_schema import EmailParams
 from conveyor_producer.context import Context
 from conveyor_producer.errors import ApiError
-from conveyor_producer.schemas import BatchSubmitted, Strict, Submitted, TaskCall
+from conveyor_producer.schemas import BatchSubmitted, IdempotencyKey, Strict, Submitted, TaskCall
 from conveyor_producer.submission import (
     IDEMPOTENT_REPEAT,
     fingerprint,
@@ -33,6 +33,10 @@ class EmailBatch(Strict):
     """Many e-mails; all are validated before any is enqueued."""
 
     emails: list[EmailParams] = Field(min_length=1)
+    idempotency_key: IdempotencyKey = Field(
+        None,
+        description="The same key and e-mails within its TTL return the first batch's ids (200).",
+    )
 
     @field_validator("emails")
     @classmethod
@@ -67,9 +71,18 @@ def build(ctx: Context) -> APIRouter:
         idempotency = None if key is None else (f"email:{key}", fingerprint(email))
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
-    @router.post("/batch", status_code=202, response_model=BatchSubmitted)
-    def send_batch(batch: EmailBatch) -> BatchSubmitted:
-        """Send many e-mails; one bad e-mail rejects the batch, naming its index."""
+    @router.post(
+        "/batch",
+        status_code=202,
+        response_model=BatchSubmitted,
+        responses={200: {"model": BatchSubmitted, "description": "Idempotency key seen"}},
+    )
+    def send_batch(batch: EmailBatch, response: Response) -> BatchSubmitted:
+        """Send many e-mails; one bad e-mail rejects the batch, naming its index.
+
+        With the batch's `idempotency_key`, the same batch sent again returns the first
+        ids with 200 (each e-mail's own key still keeps it from being sent twice).
+        """
         limit = ctx.settings.max_batch_tasks
         if len(batch.emails) > limit:
             raise ApiError(413, "too_large", f"at most {limit} e-mails in a batch", "emails")
@@ -77,6 +90,8 @@ def build(ctx: Context) -> APIRouter:
             signature(ctx, _call(email), field=f"emails[{i}].")
             for i, email in enumerate(batch.emails)
         ]
-        return BatchSubmitted(ids=submit_many(ctx, built))
+        key = batch.idempotency_key
+        idempotency = None if key is None else (f"email-batch:{key}", fingerprint(batch))
+        return BatchSubmitted(ids=submit_many(ctx, built, response, idempotency))
 
     return router

@@ -52,14 +52,25 @@ def build(ctx: Context) -> APIRouter:
         idempotency = None if key is None else (key, fingerprint(request))
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
-    @router.post("/batch", status_code=202, response_model=BatchSubmitted)
-    def submit_batch(request: BatchRequest) -> BatchSubmitted:
-        """Enqueue many tasks; one bad item rejects the whole batch, naming its index."""
+    @router.post(
+        "/batch",
+        status_code=202,
+        response_model=BatchSubmitted,
+        responses={200: {"model": BatchSubmitted, "description": "Idempotency key seen"}},
+    )
+    def submit_batch(request: BatchRequest, response: Response) -> BatchSubmitted:
+        """Enqueue many tasks; one bad item rejects the whole batch, naming its index.
+
+        With `idempotency_key`, sending the same batch again (a retry after a lost answer)
+        returns the first batch's ids with 200 instead of enqueueing it twice.
+        """
         limit = ctx.settings.max_batch_tasks
         if len(request.tasks) > limit:
             raise ApiError(413, "too_large", f"at most {limit} tasks in a batch", "tasks")
         built = [signature(ctx, call, field=f"tasks[{i}].") for i, call in enumerate(request.tasks)]
-        return BatchSubmitted(ids=submit_many(ctx, built))
+        key = request.idempotency_key
+        idempotency = None if key is None else (key, fingerprint(request))
+        return BatchSubmitted(ids=submit_many(ctx, built, response, idempotency))
 
     @router.get("/recent", response_model=RecentList)
     def recent(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> RecentList:
