@@ -239,12 +239,12 @@ def overridden(found: Found) -> bool:
 def differs(found: Found) -> str | None:
     """Why the value differs from the setting's default; None when it equals it."""
     field = FIELDS[found.name]
-    if field.is_required() or field.annotation is SecretStr:
+    if field.is_required() or field.annotation in (None, SecretStr):
         return None  # a secret: no default to repeat
     if found.text == "" and field.default is None:
         return None  # compose passes an unset optional setting as empty
     try:
-        value = TypeAdapter(field.annotation).validate_python(found.text)
+        value = TypeAdapter(field.annotation or str).validate_python(found.text)
     except ValidationError as exc:
         return f"not a valid value: {exc.errors()[0]['msg']}"
     if value != field.default:
