@@ -28,10 +28,14 @@ ifndef COMPOSE
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif docker-compose version >/dev/null 2>&1; then echo docker-compose; fi)
 endif
+# One variable of .env, read by the project's one shell reader (quotes and comments as
+# python-dotenv and compose read them). The environment and the command line win over
+# .env: each use below looks in .env only for a variable they leave unset.
+ENV_GET = bash deploy/scripts/env-file.sh get
 # REDIS_TLS=true (in .env or the environment): TLS and one Redis user per role, by
 # adding deploy/compose/tls.yml to the compose files (COMPOSE_FILE, which compose reads).
-REDIS_TLS ?= $(shell sed -n 's/^REDIS_TLS=//p' .env 2>/dev/null | tail -n 1)
-CERTS_DIR ?= $(or $(CONVEYOR_CERTS_DIR),$(shell sed -n 's/^CONVEYOR_CERTS_DIR=//p' .env 2>/dev/null | tail -n 1),./certs)
+REDIS_TLS ?= $(shell $(ENV_GET) REDIS_TLS .env 2>/dev/null)
+CERTS_DIR ?= $(or $(CONVEYOR_CERTS_DIR),$(shell $(ENV_GET) CONVEYOR_CERTS_DIR .env 2>/dev/null),./certs)
 ifeq ($(REDIS_TLS),true)
 export COMPOSE_FILE := $(or $(COMPOSE_FILE),docker-compose.yml):deploy/compose/tls.yml$(if $(filter worker,$(ROLE)),:deploy/compose/remote-worker.yml)
 endif
@@ -96,7 +100,7 @@ logs: docker-check ## Follow logs (SERVICE=worker for one service)
 
 .PHONY: urls
 urls: ## Print where the API, its docs, Flower and the mailbox are
-	@set -a; [ -f .env ] && . ./.env; set +a; \
+	@. deploy/scripts/env-file.sh; env_file_export .env || true; \
 	host=$${CONVEYOR_BIND_ADDRESS:-127.0.0.1}; \
 	echo "API:      http://$$host:$${PRODUCER_PORT:-8000}/api/v1  (Bearer CONVEYOR_API_KEY from .env)"; \
 	echo "API docs: http://$$host:$${PRODUCER_PORT:-8000}/docs"; \
@@ -105,7 +109,7 @@ urls: ## Print where the API, its docs, Flower and the mailbox are
 
 .PHONY: flower
 flower: ## Print Flower's URL and user (the password is FLOWER_PASSWORD in .env)
-	@set -a; [ -f .env ] && . ./.env; set +a; \
+	@. deploy/scripts/env-file.sh; env_file_export .env || true; \
 	echo "http://$${CONVEYOR_BIND_ADDRESS:-127.0.0.1}:$${FLOWER_PORT:-5555}  user: $${FLOWER_USER:-admin}  password: FLOWER_PASSWORD in .env"
 
 ##@ Inspect and operate
@@ -165,7 +169,7 @@ redis-cli: docker-check ## Open redis-cli on the stack's Redis as the operator (
 
 .PHONY: certs
 certs: ## Make the private CA and Redis's TLS certificate in certs/ (REDIS_TLS_NAMES=host,ip for remote workers)
-	@REDIS_TLS_NAMES="$(or $(REDIS_TLS_NAMES),$(shell sed -n 's/^REDIS_TLS_NAMES=//p' .env 2>/dev/null | tail -n 1))" \
+	@REDIS_TLS_NAMES="$(or $(REDIS_TLS_NAMES),$(shell $(ENV_GET) REDIS_TLS_NAMES .env 2>/dev/null))" \
 		bash deploy/scripts/make-certs.sh "$(CERTS_DIR)"
 
 ##@ Beyond one machine (docs/deploy.md)

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+# The one .env reader; re-exported for the tests that import it from here.
+from conveyor_core.env_file import read_env_file
+
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+__all__ = ["ROOT", "read_env_file", "redis_image", "task_outcome", "wait_for", "wait_until_started"]
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
@@ -50,18 +54,6 @@ def wait_until_started(api: JsonGetter, task_id: str, timeout: float = 60) -> No
         return bool(api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "STARTED")
 
     wait_for(started, timeout, f"task {task_id} to start", interval=0.1)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a dotenv file (comments and blank lines skipped)."""
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip()
-    return values
 
 
 def redis_image() -> str:

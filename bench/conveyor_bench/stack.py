@@ -11,21 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conveyor_core.env_file import read_env_file
+
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "bench" / "compose.bench.yml"
 #: Compose services that consume work; each scenario runs only the ones it measures.
 CONSUMERS = ("worker", "stock-celery", "dramatiq", "ceiling", "io-worker")
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a dotenv file."""
-    values = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and not key.startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
 
 
 class Stack:

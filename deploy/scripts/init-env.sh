@@ -2,6 +2,8 @@
 # Create .env from .env.example with freshly generated secrets. Never overwrites an
 # existing .env, and never prints a secret.
 set -euo pipefail
+# shellcheck source=deploy/scripts/env-file.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env-file.sh"
 
 example=${1:-.env.example}
 target=${2:-.env}
@@ -16,7 +18,7 @@ secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 if [[ -e $target ]]; then
   added=()
   for name in "${generated[@]}"; do
-    if ! grep -q "^${name}=" "$target"; then
+    if ! env_file_has "$name" "$target"; then
       printf '%s=%s\n' "$name" "$(secret)" >>"$target"
       added+=("$name")
     fi

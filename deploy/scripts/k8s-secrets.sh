@@ -11,7 +11,13 @@ namespace=${1:?usage: k8s-secrets.sh NAMESPACE}
 env_file=${ENV_FILE:-.env}
 certs=${CONVEYOR_CERTS_DIR:-./certs}
 
-value_of() { sed -n "s/^$1=//p" "$env_file" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/'; }
+# The one shell reader of .env: the value as python-dotenv and compose read it.
+# shellcheck source=deploy/scripts/env-file.sh
+. deploy/scripts/env-file.sh
+[[ -r $env_file ]] || {
+  echo "k8s-secrets: $env_file is missing (make env)" >&2
+  exit 1
+}
 
 umask 077
 staging=$(mktemp -d)
@@ -20,7 +26,7 @@ for name in REDIS_PASSWORD REDIS_PRODUCER_PASSWORD REDIS_WORKER_PASSWORD \
   REDIS_RECONCILER_PASSWORD REDIS_FLOWER_PASSWORD REDIS_AUTOSCALER_PASSWORD \
   CONVEYOR_API_KEY FLOWER_PASSWORD FLOWER_COOKIE_SECRET SMTP_PASSWORD; do
   key=$(tr '[:upper:]_' '[:lower:]-' <<<"$name")
-  value=$(value_of "$name")
+  value=$(env_file_get "$name" "$env_file") || value=
   if [[ -z $value && $name != SMTP_PASSWORD ]]; then
     echo "k8s-secrets: $name is empty in $env_file (make env)" >&2
     exit 1

@@ -8,6 +8,8 @@
 # With no swarm here, `up` makes this machine a single-node swarm.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=deploy/scripts/env-file.sh
+. deploy/scripts/env-file.sh
 
 export STACK_NAME=${STACK_NAME:-conveyor}
 stack=$STACK_NAME
@@ -21,18 +23,11 @@ die() {
   exit 1
 }
 
-# Export each NAME=VALUE of .env that the environment does not set already.
+# Export each KEY of .env that the environment does not set already (the one shell
+# reader of .env: env-file.sh).
 load_env() {
   [[ -r $env_file ]] || die "$env_file is missing: run make env"
-  local line name value
-  while IFS= read -r line || [[ -n $line ]]; do
-    [[ $line =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-    name=${BASH_REMATCH[1]}
-    value=${BASH_REMATCH[2]}
-    [[ -v $name ]] && continue
-    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
-    export "$name=$value"
-  done <"$env_file"
+  env_file_export "$env_file"
 }
 
 ensure_swarm() {

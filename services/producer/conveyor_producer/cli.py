@@ -22,6 +22,8 @@ from typing import Any, NoReturn, TextIO
 
 import httpx
 
+from conveyor_core.env_file import read_env_file
+
 EXIT_TASK_FAILED, EXIT_USAGE, EXIT_API_ERROR, EXIT_UNREACHABLE = 1, 2, 3, 4
 BATCH_CHUNK = 5_000
 
@@ -37,19 +39,9 @@ class CliError(Exception):
 # ---- configuration and HTTP ---------------------------------------------------------
 
 
-def _dotenv(path: Path = Path(".env")) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and not key.startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
-
-
 def client_from(opts: argparse.Namespace) -> httpx.Client:
     """An HTTP client for the API, configured from options, environment or .env."""
-    dotenv = _dotenv()
+    dotenv = read_env_file(Path(".env"))
     port = os.environ.get("PRODUCER_PORT") or dotenv.get("PRODUCER_PORT") or "8000"
     url = opts.url or os.environ.get("CONVEYOR_API_URL") or f"http://127.0.0.1:{port}"
     key = opts.key or os.environ.get("CONVEYOR_API_KEY") or dotenv.get("CONVEYOR_API_KEY")

@@ -30,6 +30,8 @@ from datetime import datetime
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 
 from conveyor_core.catalog import TASK_NAME_PREFIX, known_queues, lookup
 from conveyor_core.celery_app import create_app, priority_lists
@@ -81,18 +83,36 @@ class Reconciler:
         self.broker = redis.Redis.from_url(settings.broker_url, **options)
         self.results = redis.Redis.from_url(settings.result_backend_url, **options)
 
+    @property
+    def lock_timeout(self) -> int:
+        """Seconds the pass lock lives if its holder dies without releasing it."""
+        return max(int(self.settings.reconcile_interval * 4), 30)
+
     def run_pass(self, now: float | None = None) -> PassReport:
         """One reconciliation pass (skipped, empty, when another replica holds the lock)."""
         now = time.time() if now is None else now
         report = PassReport()
-        lock_ttl = max(int(self.settings.reconcile_interval * 4), 30)
-        if not self.results.set(RECONCILER_LOCK, "1", nx=True, ex=lock_ttl):
+        # redis-py's Lock holds a random token and releases with a compare-and-delete:
+        # a pass that outlived its lock cannot delete the lock another replica took since.
+        lock = self.results.lock(RECONCILER_LOCK, timeout=self.lock_timeout, blocking=False)
+        if not lock.acquire():
             return report
         try:
             self._reconcile(now, report)
         finally:
-            self.results.delete(RECONCILER_LOCK)
+            self._release(lock)
         return report
+
+    def _release(self, lock: Lock) -> None:
+        try:
+            lock.release()
+        except LockNotOwnedError:
+            # It expired mid-pass, so another replica may have started a pass alongside
+            # this one; its lock is not ours to delete. Say so: the timeout is too short.
+            logger.warning(
+                "the pass outlasted its %d s lock; the lock is left to its new holder",
+                self.lock_timeout,
+            )
 
     def _reconcile(self, now: float, report: PassReport) -> None:
         # Pending entries older than the ledger's lifetime have lost their call anyway.
