@@ -3,15 +3,22 @@
     python -m tests.chaos.run --tasks 20000 --kills 10        (what `make chaos` runs)
 
 It brings up its own stack (project `conveyor-chaos`, the compose file plus
-`compose.chaos.yml`: a tally Redis that no fault touches, and short time limits), submits
-`tally` tasks in batches over the HTTP API while a fault thread SIGKILLs a random worker
-container every few seconds, scales the workers up and down, restarts Redis once and the
-producer once. Then it waits until every accepted task has run, or until nothing new has
-run for a while, and reports: accepted, executed, lost (accepted but never run),
-duplicated (runs beyond the first), faults, and the time from the last fault until the
-last task ran. The report is printed and written as JSON to .build/chaos/.
-`--no-persistence` runs Redis without its append-only file: the negative control, which
-must report losses.
+`compose.chaos.yml`: a tally Redis that no fault touches, and the test tasks on, with
+short time limits), and submits `tally` tasks over the HTTP API from four submitter
+threads (single tasks and batches of 2 to 20, mixed), paced over the whole fault window
+(tests/chaos/pacing.py), while a fault thread SIGKILLs a random worker container every
+few seconds, scales the workers up and down, restarts Redis once and the producer once,
+each fault fired while a submission is in flight and accepted tasks are unfinished. A
+failed submission is sent again with the same idempotency key. Then it waits until every
+accepted task has run, or until nothing new has run for a while, and reports: accepted,
+executed, lost (accepted but never run), duplicated (runs beyond the first), the faults
+with the requests in flight and unfinished tasks each met, the client's retries, and
+the time from the last fault until the last task ran. The report is printed and written
+as JSON to .build/chaos/. `--no-persistence` runs Redis without its append-only file:
+the negative control, which must report losses.
+
+Exit status: 1 when a task was lost (the negative control: when none was), when a planned
+fault did not happen or met no work, or when no task ran after the last fault.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ from typing import Any
 import httpx
 import redis
 
+from tests.chaos.pacing import FaultedRun, Faults, Pacer, Submitters, chunk_sizes
 from tests.helpers import ROOT, read_env_file
 
 PROJECT = "conveyor-chaos"
@@ -55,24 +63,30 @@ TALLY_RUNS = "conveyor:tally:runs"
 
 
 @dataclass
-class Report:
+class Report(FaultedRun):
     """What a chaos run saw."""
 
-    tasks_requested: int
-    persistence: bool
+    tasks_requested: int = 0
+    persistence: bool = True
     accepted: int = 0
     executed: int = 0
     lost: int = 0
     duplicated_runs: int = 0
     tasks_run_more_than_once: int = 0
     executed_but_not_accepted: int = 0
-    faults: dict[str, int] = field(default_factory=dict)
-    fault_log: list[str] = field(default_factory=list)
     submit_seconds: float = 0.0
-    drain_after_last_fault_seconds: float | None = None
     total_seconds: float = 0.0
     limits: dict[str, str] = field(default_factory=lambda: dict(LIMITS))
     lost_sample: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Why this run fails: a loss (none, for the negative control), or its faults."""
+        problems = self.fault_problems()
+        if self.persistence and self.lost:
+            problems.append(f"{self.lost} accepted task(s) never ran")
+        if not self.persistence and not self.lost:
+            problems.append("the negative control lost nothing: the suite cannot see a loss")
+        return problems
 
 
 class Stack:
@@ -155,78 +169,53 @@ def fault_plan(kills: int) -> list[str]:
     return plan
 
 
-class Faults(threading.Thread):
-    """Injects the planned faults, `interval` seconds apart, while tasks run."""
+def injector(stack: Stack, rng: random.Random) -> Callable[[str], str]:
+    """The faults of a run: `kill`, `scale:N`, `restart:SERVICE`; each returns a detail."""
 
-    def __init__(self, stack: Stack, report: Report, kills: int, interval: float) -> None:
-        super().__init__(daemon=True)
-        self.stack, self.report = stack, report
-        self.plan = fault_plan(kills)
-        self.interval = interval
-        self.last_fault = time.monotonic()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        """Inject every planned fault; an error is kept for the main thread."""
-        rng = random.Random(7)
-        try:
-            for fault in self.plan:
-                time.sleep(self.interval)
-                self._inject(fault, rng)
-                self.last_fault = time.monotonic()
-        except BaseException as exc:  # re-raised by the main thread
-            self.error = exc
-
-    def _inject(self, fault: str, rng: random.Random) -> None:
-        started = time.monotonic()
+    def inject(fault: str) -> str:
         kind, _, arg = fault.partition(":")
         if kind == "kill":
-            ids = self.stack.worker_ids()
+            ids = stack.worker_ids()
             if not ids:
-                self.report.fault_log.append("kill: no running worker")
-                return
+                raise RuntimeError("kill: no running worker")
             victim = rng.choice(ids)
-            # SIGKILL the container's main process from the host, as the OOM killer
-            # would: the whole worker (prefork children die with their PID 1) goes at
-            # once, and Docker's restart policy brings it back. (`docker kill` counts as
-            # a manual stop: nothing would restart it.)
-            pid = int(self.stack.run("docker", "inspect", "--format", "{{.State.Pid}}", victim))
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except PermissionError:  # not root on the host: kill, then restart by hand
-                self.stack.run("docker", "kill", "--signal", "KILL", victim)
-                self.stack.run("docker", "start", victim)
-            arg = victim[:12]
-        elif kind == "scale":
-            self.stack.scale(int(arg))
+            kill_container(stack, victim)
+            return victim[:12]
+        if kind == "scale":
+            stack.scale(int(arg))
         elif kind == "restart":
-            self.stack.compose("restart", arg)
-        self.report.faults[kind] = self.report.faults.get(kind, 0) + 1
-        took = time.monotonic() - started
-        self.report.fault_log.append(f"{kind} {arg} ({took:.1f} s)")
-        print(f"chaos: {kind} {arg}", file=sys.stderr, flush=True)
+            stack.compose("restart", arg)
+        return ""
+
+    return inject
 
 
-def submit(api: httpx.Client, count: int, batch: int, delay: float) -> list[str]:
-    """Submit `count` tally tasks in batches; retry a batch until it is accepted.
+def kill_container(stack: Stack, container: str) -> None:
+    """SIGKILL a container's main process from the host, as the OOM killer would.
 
-    A batch whose request failed without an answer is sent again with new ids: any
-    copy that ran anyway shows as executed-but-not-accepted, never as lost.
+    The whole worker (prefork children die with their PID 1) goes at once and Docker's
+    restart policy brings it back (`docker kill` counts as a manual stop: nothing would).
     """
-    accepted: list[str] = []
-    while len(accepted) < count:
-        size = min(batch, count - len(accepted))
-        body = {"tasks": [{"task": "tally", "kwargs": {"delay": delay}}] * size}
-        try:
-            response = api.post("/api/v1/tasks/batch", json=body)
-        except httpx.HTTPError:
-            time.sleep(0.5)
-            continue
-        if response.status_code != 202:
-            time.sleep(0.5)
-            continue
-        accepted += response.json()["ids"]
-    return accepted
+    pid = int(stack.run("docker", "inspect", "--format", "{{.State.Pid}}", container))
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except PermissionError:  # not root on the host: kill, then restart by hand
+        stack.run("docker", "kill", "--signal", "KILL", container)
+        stack.run("docker", "start", container)
+
+
+def post_tally(delay: float) -> Callable[[httpx.Client, int, int, str], httpx.Response]:
+    """A submission of `size` tally tasks: one task alone, or a batch, under `key`."""
+
+    def post(api: httpx.Client, index: int, size: int, key: str) -> httpx.Response:
+        call = {"task": "tally", "kwargs": {"delay": delay}}
+        if size == 1:
+            return api.post("/api/v1/tasks", json={**call, "idempotency_key": key})
+        return api.post(
+            "/api/v1/tasks/batch", json={"tasks": [call] * size, "idempotency_key": key}
+        )
+
+    return post
 
 
 def wait_for_drain(
@@ -256,32 +245,40 @@ def run(
     *,
     persistence: bool = True,
     workers: int = 3,
-    batch: int = 500,
     delay: float = 0.0,
     stall: float = 120,
     keep: bool = False,
 ) -> Report:
     """One chaos run; returns its report (also printed and written as JSON)."""
     report = Report(tasks_requested=tasks, persistence=persistence)
+    report.planned_faults = fault_plan(kills)
     stack = Stack(persistence)
     started = time.monotonic()
     stack.up(workers)
     try:
         tally = stack.tally()
-        faults = Faults(stack, report, kills, interval)
+        pacer = Pacer(tasks, len(report.planned_faults), interval)
+        sizes = chunk_sizes(tasks, random.Random(11))
+        submitters = Submitters(stack.api, post_tally(delay), sizes, pacer)
+
+        def unfinished() -> int:
+            return max(0, submitters.accepted_count() - int(tally.scard(TALLY_EXECUTED)))
+
+        faults = Faults(
+            report, injector(stack, random.Random(7)), submitters, pacer, unfinished, interval
+        )
+        submitters.start()
         faults.start()
-        with stack.api() as api:
-            accepted = submit(api, tasks, batch, delay)
-        report.submit_seconds = round(time.monotonic() - started, 1)
         faults.join()
+        submitters.join()
+        faults.count_retries()
+        report.submit_seconds = round(time.monotonic() - started, 1)
         if faults.error is not None:
             raise faults.error
-        executed, last_progress = wait_for_drain(tally, set(accepted), stall)
-        tally_up(report, tally, accepted, executed)
-        if report.lost == 0 and last_progress is not None:
-            report.drain_after_last_fault_seconds = round(
-                max(0.0, last_progress - faults.last_fault), 1
-            )
+        executed, last_progress = wait_for_drain(tally, set(submitters.accepted), stall)
+        tally_up(report, tally, submitters.accepted, executed)
+        if last_progress is not None and last_progress > faults.last_fault:
+            report.drain_after_last_fault_seconds = round(last_progress - faults.last_fault, 1)
         report.total_seconds = round(time.monotonic() - started, 1)
     finally:
         if not keep:
@@ -317,7 +314,7 @@ def write(kind: str, data: dict[str, Any]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite; exit 1 when tasks were lost (for the negative control: when none were)."""
+    """Run the suite; exit 1 on a loss (negative control: on none) or a fault that missed."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--kills", type=int, default=10)
@@ -342,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if opts.no_persistence:
         print(f"chaos: negative control lost {report.lost} task(s)", file=sys.stderr)
-        return 0 if report.lost > 0 else 1
-    return 0 if report.lost == 0 else 1
+    for problem in report.problems():
+        print(f"chaos: FAILED: {problem}", file=sys.stderr)
+    return 1 if report.problems() else 0
 
 
 if __name__ == "__main__":
