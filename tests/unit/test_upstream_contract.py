@@ -37,6 +37,13 @@ from conveyor_worker.consumer import WorkerConsumer
 from conveyor_worker.remote_control import DISABLED
 from tests.helpers import ROOT
 
+# Typed Any: the private names are what these tests look up, and the stubs leave them out.
+VIRTUAL: Any = virtual_base
+REDIS_CHANNEL: Any = kombu.transport.redis.Channel
+REDIS_QOS: Any = kombu.transport.redis.QoS
+CONSUMER: Any = celery.worker.consumer.consumer.Consumer
+KEY_VALUE_BACKEND: Any = celery.backends.base.BaseKeyValueStoreBackend
+
 
 def parameters(function: Any) -> list[str]:
     return list(inspect.signature(function).parameters)
@@ -87,15 +94,20 @@ def test_emergency_dump_receives_what_a_virtual_transport_could_not_restore(
 ) -> None:
     # The hook's mechanism, on the virtual base every kombu transport shares.
     dumped: list[Any] = []
-    monkeypatch.setattr(virtual_base, "emergency_dump_state", virtual_base.emergency_dump_state)
-    fence.replace_emergency_dump(lambda state, **_: dumped.append(state) or "path")
+    monkeypatch.setattr(virtual_base, "emergency_dump_state", VIRTUAL.emergency_dump_state)
+
+    def record(state: Any, **_: Any) -> str:
+        dumped.append(state)
+        return "path"
+
+    fence.replace_emergency_dump(record)
     assert fence.installed_emergency_dump() is not kombu.utils.emergency_dump_state
 
     def refuse(message: Any) -> None:
         raise ConnectionError("broker gone")
 
     channel = SimpleNamespace(do_restore=True, _restore=refuse)
-    qos = virtual_base.QoS(channel)
+    qos = VIRTUAL.QoS(channel)
     message = SimpleNamespace(serializable=lambda: {"body": "e30="})
     qos._delivered["tag"] = message
     qos.restore_unacked_once()
@@ -125,7 +137,7 @@ def test_emergency_dump_is_dead_on_the_redis_transport(monkeypatch: pytest.Monke
         unacked_key="unacked",
         unacked_index_key="unacked_index",
     )
-    qos = kombu.transport.redis.QoS(channel)
+    qos = REDIS_QOS(channel)
     qos._delivered = OrderedDict(tag=SimpleNamespace(serializable=dict))
     with pytest.raises(ConnectionError):
         qos.restore_unacked_once()
@@ -136,7 +148,7 @@ def test_emergency_dump_is_dead_on_the_redis_transport(monkeypatch: pytest.Monke
 
 
 def test_do_restore_message_takes_what_restore_message_passes() -> None:
-    restore = kombu.transport.redis.Channel._do_restore_message
+    restore = REDIS_CHANNEL._do_restore_message
     assert parameters(restore) == [
         "self",
         "payload",
@@ -152,9 +164,8 @@ def test_do_restore_message_takes_what_restore_message_passes() -> None:
 
 
 def test_store_result_is_what_store_result_calls() -> None:
-    base = celery.backends.base
     assert calls(celery.backends.redis.RedisBackend.store_result, "_store_result")
-    store = base.BaseKeyValueStoreBackend._store_result
+    store = KEY_VALUE_BACKEND._store_result
     expected = ["self", "task_id", "result", "state", "traceback", "request", "kwargs"]
     assert parameters(store) == expected
     assert parameters(fence.StoreStateBackend._store_result) == parameters(store)
@@ -164,9 +175,10 @@ def test_store_result_is_what_store_result_calls() -> None:
 
 
 def test_get_result_meta_and_max_value_size() -> None:
-    meta = celery.backends.base.Backend._get_result_meta
+    meta = KEY_VALUE_BACKEND._get_result_meta
     assert parameters(meta)[:5] == ["self", "result", "state", "traceback", "request"]
-    assert isinstance(celery.backends.redis.RedisBackend._MAX_STR_VALUE_SIZE, int)
+    redis_backend: Any = celery.backends.redis.RedisBackend
+    assert isinstance(redis_backend._MAX_STR_VALUE_SIZE, int)
 
 
 # ---- Celery: on_task_call ----------------------------------------------------------
@@ -185,7 +197,7 @@ def test_on_task_call_is_what_send_task_calls() -> None:
 
 
 def test_flush_events_and_the_buffered_callback() -> None:
-    consumer = celery.worker.consumer.consumer.Consumer
+    consumer = CONSUMER
     assert parameters(consumer._flush_events) == ["self"]
     assert parameters(consumer.on_send_event_buffered) == ["self"]
     assert parameters(consumer.shutdown) == ["self"]
@@ -218,7 +230,7 @@ def test_panel_data_is_the_table_the_worker_answers_from() -> None:
 
 
 def test_redis_key_layout() -> None:
-    channel = kombu.transport.redis.Channel
+    channel = REDIS_CHANNEL
     assert channel.unacked_key == fence.UNACKED_KEY
     assert channel.unacked_index_key == fence.UNACKED_INDEX_KEY
     assert channel.unacked_mutex_key == fence.UNACKED_MUTEX_KEY
@@ -227,7 +239,7 @@ def test_redis_key_layout() -> None:
     assert tuple(channel.priority_steps) == fence.PRIORITY_STEPS
     # kombu's own naming of each priority's list is ours.
     this = SimpleNamespace(sep=channel.sep, priority_steps=channel.priority_steps)
-    this.priority = lambda n: channel.priority(this, n)  # type: ignore[attr-defined]
+    this.priority = lambda n: channel.priority(this, n)
     lists = [channel._q_for_pri(this, "q", step) for step in fence.PRIORITY_STEPS]
     assert lists == fence.priority_lists("q")
     assert "dumps([message._raw, EX, RK])" in inspect.getsource(kombu.transport.redis.QoS.append)
