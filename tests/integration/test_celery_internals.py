@@ -140,20 +140,32 @@ def test_store_state_is_how_a_worker_stores_results(
 
 
 def test_publishing_through_the_producer_subscribes_to_nothing(
-    own_redis: RedisServer, api: TestClient, main_worker: WorkerProcess
+    own_redis: RedisServer,
+    api: TestClient,
+    main_worker: WorkerProcess,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def subscribers(task_id: str) -> int:
         channel = f"{fence.RESULT_KEY_PREFIX}{task_id}"
         return int(dict(client(own_redis, 0).pubsub_numsub(channel))[channel.encode()])
 
-    # Control: Celery's own on_task_call subscribes (what the mixin leaves out).
+    # What the mixin leaves out: Celery's own on_task_call subscribes.
     plain = create_app(settings_for(own_redis, MAIN))
     control = plain.send_task("conveyor.add", kwargs={"x": 1, "y": 1}, queue="default")
     assert subscribers(control.id) == 1
     assert control.get(timeout=60) == 2
 
+    # The producer's publish goes through the mixin's on_task_call.
+    reached: list[str] = []
+    original = fence.NoSubscriptionOnTaskCall.on_task_call
+
+    def spy(self: Any, producer: Any, task_id: str) -> None:
+        reached.append(task_id)
+        original(self, producer, task_id)
+
+    monkeypatch.setattr(fence.NoSubscriptionOnTaskCall, "on_task_call", spy)
     task_id = submit(api, {"task": "add", "args": [1, 1]})
-    assert subscribers(task_id) == 0
+    assert reached == [task_id]
     assert task_outcome(api, task_id)["result"] == 2
 
 
