@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,13 @@ class RedisServer:
         }
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+@contextmanager
+def redis_container(label: str = "") -> Iterator[RedisServer]:
     """A password-protected Redis in a throwaway container on a random local port."""
     if not shutil.which("docker"):
         pytest.fail("integration tests need Docker for their Redis: run them with `make test`")
     password = secrets.token_urlsafe(24)
-    name = f"conveyor-itest-redis-{os.getpid()}"
+    name = f"conveyor-itest-redis-{os.getpid()}{label}"
     subprocess.run(
         [
             "docker",
@@ -84,6 +85,13 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's Redis (sixteen databases, shared out among the test modules)."""
+    with redis_container() as server:
+        yield server
 
 
 class WorkerProcess:

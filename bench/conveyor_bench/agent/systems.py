@@ -86,9 +86,9 @@ class Conveyor:
 
     def remaining(self, ids: Sequence[str]) -> int:
         """Messages waiting or unacknowledged (acks late: acknowledged once run)."""
-        from conveyor_core.celery_app import priority_lists
+        from conveyor_core.celery_internals import UNACKED_KEY, priority_lists
 
-        return _queue_backlog(self.broker, priority_lists(self.queue), "unacked")
+        return _queue_backlog(self.broker, priority_lists(self.queue), UNACKED_KEY)
 
     def cleanup(self, ids: Sequence[str]) -> None:
         """Results, bookkeeping hashes and delivery counters of `ids`."""

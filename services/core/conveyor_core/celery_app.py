@@ -98,17 +98,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-#: kombu's Redis transport keeps one list per priority step; 0 is served first.
-#: See kombu/transport/redis.py (`priority_steps`, `sep`, `_q_for_pri`).
-PRIORITY_STEPS = (0, 3, 6, 9)
-PRIORITY_SEPARATOR = "\x06\x16"
-
-
-def priority_lists(queue: str) -> list[str]:
-    """The Redis lists that together hold one queue's waiting messages."""
-    return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
-
-
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from `settings` (read from the environment when None)."""
     app = Celery("conveyor", set_as_current=True)

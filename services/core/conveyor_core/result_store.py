@@ -1,7 +1,8 @@
 """Celery's Redis result backend, storing each state in one round trip.
 
 Celery reads a task's stored state before writing a new one, so that a late copy of a
-task cannot overwrite SUCCESS (`BaseKeyValueStoreBackend._store_result`): a GET, then a
+task cannot overwrite SUCCESS (`BaseKeyValueStoreBackend._store_result`, overridden
+through `conveyor_core.celery_internals.StoreStateBackend`): a GET, then a
 SET and PUBLISH, two round trips and a window between them. Here a Lua script does the
 check, the write and the publish at once: one round trip, and no window. A final state
 also settles the task's bookkeeping in the same script (finished_at on its hash, off the
@@ -18,6 +19,7 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 
+from conveyor_core.celery_internals import StoreStateBackend
 from conveyor_core.ledger_keys import PENDING, task_key
 
 #: KEYS: the result key, the task's hash, the pending set; ARGV: the encoded meta, seconds
@@ -47,29 +49,21 @@ return 1
 """
 
 
-class ConveyorRedisBackend(RedisBackend):
+class ConveyorRedisBackend(StoreStateBackend):
     """RedisBackend whose stores are one atomic script call."""
 
     # Set by Celery's key-value backend (untyped there).
     expires: Any
     failure_expires: Any
-    _get_result_meta: Any
 
-    def _store_result(
-        self,
-        task_id: str,
-        result: Any,
-        state: str,
-        traceback: Any = None,
-        request: Any = None,
-        **kwargs: Any,
+    def store_state(
+        self, task_id: str, result: Any, state: str, traceback: Any, request: Any
     ) -> Any:
-        meta = self._get_result_meta(
-            result=result, state=state, traceback=traceback, request=request
-        )
+        """Store one state: check, write, publish and settle in one script call."""
+        meta = self.result_meta(result, state, traceback, request)
         meta["task_id"] = bytes_to_str(task_id)
         value = self.encode(meta)
-        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
+        if isinstance(value, str) and len(value) > self.max_value_size:
             raise BackendStoreError(
                 "value too large for Redis backend", state=state, task_id=task_id
             )

@@ -19,12 +19,19 @@ from typing import Any
 import redis
 
 from conveyor_core.catalog import known_queues
-from conveyor_core.celery_app import priority_lists
+from conveyor_core.celery_internals import (
+    BINDING_KEY_PREFIX,
+    RESULT_KEY_PREFIX,
+    UNACKED_INDEX_KEY,
+    UNACKED_KEY,
+    UNACKED_MUTEX_KEY,
+    priority_lists,
+)
 from conveyor_core.settings import Settings
 
 #: Key name -> kind, checked in order (first match wins).
 _PREFIXES = (
-    ("celery-task-meta-", "results"),
+    (RESULT_KEY_PREFIX, "results"),
     ("chord-unlock-", "results"),
     ("conveyor:dlq:", "dead letters"),
     ("conveyor:tally:", "tally"),
@@ -32,7 +39,7 @@ _PREFIXES = (
     ("conveyor:pending", "pending submissions"),
     ("conveyor:email:", "e-mail send records"),
     ("conveyor:", "ledger"),
-    ("_kombu.binding.", "bindings"),
+    (BINDING_KEY_PREFIX, "bindings"),
 )
 
 
@@ -51,7 +58,7 @@ def classify(name: str, queues: frozenset[str]) -> str:
     """The kind of a key, from its name."""
     if name in queues:
         return "queues"
-    if name in ("unacked", "unacked_index", "unacked_mutex"):
+    if name in (UNACKED_KEY, UNACKED_INDEX_KEY, UNACKED_MUTEX_KEY):
         return "unacked"
     if name.endswith(".reply.celery.pidbox"):
         return "pidbox replies"

@@ -34,7 +34,14 @@ from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
 from conveyor_core.catalog import TASK_NAME_PREFIX, known_queues, lookup
-from conveyor_core.celery_app import create_app, priority_lists
+from conveyor_core.celery_app import create_app
+from conveyor_core.celery_internals import (
+    RESULT_KEY_PREFIX,
+    UNACKED_INDEX_KEY,
+    UNACKED_KEY,
+    priority_lists,
+    unacked_message,
+)
 from conveyor_core.ledger_keys import (
     PENDING,
     RECONCILER_LOCK,
@@ -50,11 +57,6 @@ logger = logging.getLogger("conveyor.reconciler")
 
 #: Celery states after which a task will not run again.
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
-#: kombu's Redis transport keeps unacknowledged messages in this hash (delivery tag ->
-#: JSON [message, exchange, routing key]); see kombu/transport/redis.py `unacked_key`.
-UNACKED = "unacked"
-#: ... and index them by delivery time (sorted set delivery tag -> Unix time).
-UNACKED_INDEX = "unacked_index"
 #: Pending ids examined per pass at most; the rest wait for the next pass.
 BATCH = 10_000
 #: Queue items fetched per LRANGE while scanning a queue.
@@ -151,7 +153,7 @@ class Reconciler:
         """Forget ids whose result is terminal; return the others."""
         pipe = self.results.pipeline(transaction=False)
         for task_id in ids:
-            pipe.get(f"celery-task-meta-{task_id}")
+            pipe.get(f"{RESULT_KEY_PREFIX}{task_id}")
         settled: list[str] = []
         unsettled: list[str] = []
         for task_id, raw in zip(ids, pipe.execute(), strict=True):
@@ -176,7 +178,7 @@ class Reconciler:
         now = time.time() if now is None else now
         stale_before = now - self.settings.visibility_timeout - self.settings.reconcile_grace
         index: list[tuple[bytes, float]] = self.broker.zrange(  # type: ignore[assignment]
-            UNACKED_INDEX, 0, -1, withscores=True
+            UNACKED_INDEX_KEY, 0, -1, withscores=True
         )
         delivered = dict(index)
         ids: set[str] = set()
@@ -189,14 +191,12 @@ class Reconciler:
                     if len(chunk) < SCAN_CHUNK:
                         break
                     start += SCAN_CHUNK
-        for tag, raw in self.broker.hscan_iter(UNACKED, count=1_000):
+        for tag, raw in self.broker.hscan_iter(UNACKED_KEY, count=1_000):
             if delivered.get(tag, now) < stale_before:
                 continue
-            try:
-                message = json.loads(raw)[0]  # [message, exchange, routing key]
-            except (ValueError, IndexError, TypeError):
-                continue
-            ids.update(ids_of([message]))
+            message = unacked_message(raw)
+            if message is not None:
+                ids.update(ids_of([message]))
         return ids
 
     def republish(self, task_id: str, now: float) -> bool:

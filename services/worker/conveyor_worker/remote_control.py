@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery.worker.control import Panel
+from conveyor_core.celery_internals import control_commands
 
 #: Refused by every worker (its reply says so).
 DISABLED = frozenset(
@@ -45,7 +45,8 @@ def _refuse(name: str) -> Callable[..., dict[str, str]]:
 
 def restrict() -> list[str]:
     """Make this process's panel refuse the disabled commands; return the refused ones."""
+    commands = control_commands()
     for name in DISABLED:
-        if name in Panel.data:
-            Panel.data[name] = _refuse(name)
-    return sorted(DISABLED & set(Panel.data))
+        if name in commands:
+            commands[name] = _refuse(name)
+    return sorted(DISABLED & set(commands))

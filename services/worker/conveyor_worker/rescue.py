@@ -20,14 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import kombu.transport.virtual.base as virtual_base
 from celery import Celery
 from celery.signals import worker_ready
+
+from conveyor_core.celery_internals import (
+    kombu_emergency_dump,
+    replace_emergency_dump,
+    restore_message,
+)
 
 logger = logging.getLogger(__name__)
 
 RESCUE_DIR = Path(os.environ.get("WORKER_RESCUE_DIR", "/var/lib/conveyor/worker-rescue"))
-_kombu_dump = virtual_base.emergency_dump_state  # type: ignore[attr-defined]
 
 
 def dump_messages(state: list[dict[str, Any]], *args: Any, **kwargs: Any) -> str:
@@ -45,7 +49,7 @@ def dump_messages(state: list[dict[str, Any]], *args: Any, **kwargs: Any) -> str
         os.replace(partial, path)  # a reader never sees half a file
     except (OSError, TypeError, ValueError) as exc:
         logger.error("could not write %d message(s) to %s: %s", len(state), RESCUE_DIR, exc)
-        return str(_kombu_dump(state, *args, **kwargs))
+        return kombu_emergency_dump(state, *args, **kwargs)
     logger.error(
         "saved %d unrestored message(s) to %s; the next worker requeues them", len(state), path
     )
@@ -53,8 +57,13 @@ def dump_messages(state: list[dict[str, Any]], *args: Any, **kwargs: Any) -> str
 
 
 def install() -> None:
-    """Make kombu's shutdown restore dump into RESCUE_DIR, as JSON."""
-    virtual_base.emergency_dump_state = dump_messages  # type: ignore[attr-defined]
+    """Make kombu's shutdown restore dump into RESCUE_DIR, as JSON.
+
+    Not reached with kombu 5.7's Redis transport (see
+    `conveyor_core.celery_internals.replace_emergency_dump`); kept for a kombu that
+    hands unrestored messages to the dump again.
+    """
+    replace_emergency_dump(dump_messages)
 
 
 def _claim(path: Path) -> Path | None:
@@ -102,8 +111,8 @@ def _requeue(app: Celery, messages: list[dict[str, Any]]) -> None:
             pipe = client.pipeline()
             for message in messages:
                 info = message.get("properties", {}).get("delivery_info", {})
-                channel._do_restore_message(
-                    message, info.get("exchange", ""), info.get("routing_key", ""), pipe
+                restore_message(
+                    channel, message, info.get("exchange", ""), info.get("routing_key", ""), pipe
                 )
             pipe.execute()
 

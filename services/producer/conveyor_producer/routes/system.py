@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from conveyor_core.catalog import known_queues
-from conveyor_core.celery_app import priority_lists
+from conveyor_core.celery_internals import priority_lists
 from conveyor_core.ledger_keys import PENDING
 from conveyor_core.messages import message_ids
 from conveyor_producer.context import Context
