@@ -12,15 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from conveyor_core.settings import ProducerSettings
+from conveyor_core.settings import ProducerSettings, Settings
 from conveyor_producer.api import create_api
 from tests.helpers import ROOT, redis_image, wait_for
+
+S = TypeVar("S", bound=Settings)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,23 @@ class RedisServer:
     host: str
     port: int
     password: str
+
+    def settings(
+        self,
+        broker_db: int = 0,
+        result_db: int = 1,
+        kind: type[S] = Settings,  # type: ignore[assignment]  # mypy#3737
+        **fields: Any,
+    ) -> S:
+        """Typed settings of a Conveyor process using this Redis (`kind`: its role's)."""
+        return kind(
+            redis_host=self.host,
+            redis_port=self.port,
+            redis_password=self.password,
+            redis_broker_db=broker_db,
+            redis_result_db=result_db,
+            **fields,
+        )
 
     def env(self, broker_db: int = 0, result_db: int = 1) -> dict[str, str]:
         """Environment for a Conveyor process using this Redis."""
@@ -185,14 +204,8 @@ API_KEY = "integration-test-api-key-0123456789"
 
 def api_for(server: RedisServer, broker_db: int = 0, result_db: int = 1) -> TestClient:
     """The producer API, in-process, against the test Redis."""
-    settings = ProducerSettings(
-        redis_host=server.host,
-        redis_port=server.port,
-        redis_password=server.password,
-        redis_broker_db=broker_db,
-        redis_result_db=result_db,
-        conveyor_api_key=API_KEY,
-        CONVEYOR_TEST_TASKS=True,
+    settings = server.settings(
+        broker_db, result_db, ProducerSettings, conveyor_api_key=API_KEY, CONVEYOR_TEST_TASKS=True
     )
     client = TestClient(create_api(settings), raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {API_KEY}"

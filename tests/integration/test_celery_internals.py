@@ -42,13 +42,7 @@ FLUSH_INTERVAL = 5.0
 
 
 def settings_for(server: RedisServer, dbs: tuple[int, int]) -> Settings:
-    return Settings(
-        redis_host=server.host,
-        redis_port=server.port,
-        redis_password=server.password,
-        redis_broker_db=dbs[0],
-        redis_result_db=dbs[1],
-    )
+    return server.settings(*dbs)
 
 
 def client(server: RedisServer, db: int) -> redis.Redis:

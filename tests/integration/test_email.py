@@ -22,7 +22,6 @@ import pytest
 from celery import Celery
 
 from conveyor_core.celery_app import create_app
-from conveyor_core.settings import Settings
 from tests.helpers import ROOT, task_outcome, wait_for
 from tests.integration.conftest import RedisServer, api_for
 
@@ -106,15 +105,7 @@ def inbox(mailbox: tuple[httpx.Client, int]) -> httpx.Client:
 @pytest.fixture(scope="module")
 def celery(redis_server: RedisServer) -> Celery:
     """A Celery app on the test's databases, to publish copies of a task by hand."""
-    return create_app(
-        Settings(
-            redis_host=redis_server.host,
-            redis_port=redis_server.port,
-            redis_password=redis_server.password,
-            redis_broker_db=BROKER_DB,
-            redis_result_db=RESULT_DB,
-        )
-    )
+    return create_app(redis_server.settings(BROKER_DB, RESULT_DB))
 
 
 def _send(api, **body: Any) -> str:

@@ -24,15 +24,7 @@ BROKER_DB, RESULT_DB = 6, 7
 
 
 def _reconciler(server: RedisServer) -> Reconciler:
-    return Reconciler(
-        ReconcilerSettings(
-            redis_host=server.host,
-            redis_port=server.port,
-            redis_password=server.password,
-            redis_broker_db=BROKER_DB,
-            redis_result_db=RESULT_DB,
-        )
-    )
+    return Reconciler(server.settings(BROKER_DB, RESULT_DB, ReconcilerSettings))
 
 
 def test_an_expired_pass_does_not_release_the_next_holders_lock(redis_server, caplog):

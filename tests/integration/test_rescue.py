@@ -18,13 +18,7 @@ BROKER_DB, RESULT_DB = 6, 7
 
 
 def settings_for(server: RedisServer) -> Settings:
-    return Settings(
-        redis_host=server.host,
-        redis_port=server.port,
-        redis_password=server.password,
-        redis_broker_db=BROKER_DB,
-        redis_result_db=RESULT_DB,
-    )
+    return server.settings(BROKER_DB, RESULT_DB)
 
 
 def a_dumped_message(settings: Settings, task_id: str) -> dict[str, object]:

@@ -10,7 +10,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from conveyor_core.celery_app import create_app
-from conveyor_core.settings import Settings
 from tests.helpers import task_outcome, wait_for, wait_until_started
 from tests.integration.conftest import RedisServer, WorkerProcess, api_for
 
@@ -72,12 +71,7 @@ def test_failure_reports_the_error(api: TestClient, worker: WorkerProcess) -> No
 def test_worker_validates_messages_that_bypass_the_api(
     redis_server: RedisServer, api: TestClient, worker: WorkerProcess
 ) -> None:
-    settings = Settings(
-        redis_host=redis_server.host,
-        redis_port=redis_server.port,
-        redis_password=redis_server.password,
-    )
-    app = create_app(settings)
+    app = create_app(redis_server.settings())
     result = app.send_task("conveyor.add", args=[1, "x"], queue="default")
     wait_for(lambda: result.state == "FAILURE", 30, "the bad message to fail")
     assert type(result.result).__name__ == "InvalidArgumentsError"

@@ -20,7 +20,7 @@ from conveyor_producer.context import Context
 from conveyor_producer.errors import BROKER_ERRORS, ApiError
 from conveyor_producer.ledger import Issued
 from conveyor_producer.metrics import count_submissions
-from conveyor_producer.schemas import Submitted, TaskCall, TaskRequest
+from conveyor_producer.schemas import BatchSubmitted, Submitted, TaskCall, TaskRequest
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +161,23 @@ IDEMPOTENT_REPEAT: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: The same for a batch: the first batch's ids.
+IDEMPOTENT_BATCH_REPEAT: dict[int | str, dict[str, Any]] = {
+    200: {"model": BatchSubmitted, "description": "Idempotency key seen"}
+}
+
+
 def fingerprint(request: BaseModel) -> str:
     """A digest of what a request asks for, to tell a retry from a reused key."""
     canonical = request.model_dump_json(exclude={"idempotency_key"})
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def idempotency_of(
+    key: str | None, request: BaseModel, namespace: str = ""
+) -> tuple[str, str] | None:
+    """The ledger's key (in its namespace) and the request's fingerprint; None: no key."""
+    return None if key is None else (namespace + key, fingerprint(request))
 
 
 def claim(

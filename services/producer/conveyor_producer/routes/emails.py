@@ -19,8 +19,9 @@ from conveyor_producer.context import Context
 from conveyor_producer.errors import ApiError
 from conveyor_producer.schemas import BatchSubmitted, IdempotencyKey, Strict, Submitted, TaskCall
 from conveyor_producer.submission import (
+    IDEMPOTENT_BATCH_REPEAT,
     IDEMPOTENT_REPEAT,
-    fingerprint,
+    idempotency_of,
     signature,
     submit_many,
     submit_one,
@@ -67,15 +68,14 @@ def build(ctx: Context) -> APIRouter:
     def send_email(email: EmailParams, response: Response) -> Submitted:
         """Send one e-mail (text and/or HTML, or a template with its context)."""
         sig, issued = signature(ctx, _call(email))
-        key = email.idempotency_key
-        idempotency = None if key is None else (f"email:{key}", fingerprint(email))
+        idempotency = idempotency_of(email.idempotency_key, email, "email:")
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
     @router.post(
         "/batch",
         status_code=202,
         response_model=BatchSubmitted,
-        responses={200: {"model": BatchSubmitted, "description": "Idempotency key seen"}},
+        responses=IDEMPOTENT_BATCH_REPEAT,
     )
     def send_batch(batch: EmailBatch, response: Response) -> BatchSubmitted:
         """Send many e-mails; one bad e-mail rejects the batch, naming its index.
@@ -90,8 +90,7 @@ def build(ctx: Context) -> APIRouter:
             signature(ctx, _call(email), field=f"emails[{i}].")
             for i, email in enumerate(batch.emails)
         ]
-        key = batch.idempotency_key
-        idempotency = None if key is None else (f"email-batch:{key}", fingerprint(batch))
+        idempotency = idempotency_of(batch.idempotency_key, batch, "email-batch:")
         return BatchSubmitted(ids=submit_many(ctx, built, response, idempotency))
 
     return router

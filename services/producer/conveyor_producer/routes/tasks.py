@@ -23,8 +23,9 @@ from conveyor_producer.schemas import (
 )
 from conveyor_producer.status import task_status
 from conveyor_producer.submission import (
+    IDEMPOTENT_BATCH_REPEAT,
     IDEMPOTENT_REPEAT,
-    fingerprint,
+    idempotency_of,
     publish_options,
     signature,
     submit_many,
@@ -48,15 +49,14 @@ def build(ctx: Context) -> APIRouter:
         """Enqueue one task of the catalogue."""
         options = publish_options(request, ctx.settings.max_countdown)
         sig, issued = signature(ctx, request, **options)
-        key = request.idempotency_key
-        idempotency = None if key is None else (key, fingerprint(request))
+        idempotency = idempotency_of(request.idempotency_key, request)
         return Submitted(id=submit_one(ctx, sig, issued, response, idempotency))
 
     @router.post(
         "/batch",
         status_code=202,
         response_model=BatchSubmitted,
-        responses={200: {"model": BatchSubmitted, "description": "Idempotency key seen"}},
+        responses=IDEMPOTENT_BATCH_REPEAT,
     )
     def submit_batch(request: BatchRequest, response: Response) -> BatchSubmitted:
         """Enqueue many tasks; one bad item rejects the whole batch, naming its index.
@@ -68,8 +68,7 @@ def build(ctx: Context) -> APIRouter:
         if len(request.tasks) > limit:
             raise ApiError(413, "too_large", f"at most {limit} tasks in a batch", "tasks")
         built = [signature(ctx, call, field=f"tasks[{i}].") for i, call in enumerate(request.tasks)]
-        key = request.idempotency_key
-        idempotency = None if key is None else (key, fingerprint(request))
+        idempotency = idempotency_of(request.idempotency_key, request)
         return BatchSubmitted(ids=submit_many(ctx, built, response, idempotency))
 
     @router.get("/recent", response_model=RecentList)
