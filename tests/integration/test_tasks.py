@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from typing import Any
 
+import redis
 from fastapi.testclient import TestClient
 
 from conveyor_core.celery_app import create_app
+from conveyor_core.ledger_keys import idempotency_key
+from conveyor_producer.schemas import TaskRequest
+from conveyor_producer.submission import fingerprint
 from tests.helpers import task_outcome, wait_for, wait_until_started
 from tests.integration.conftest import RedisServer, WorkerProcess, api_for
 
@@ -122,3 +127,24 @@ def test_a_batch_sent_again_with_its_idempotency_key_is_enqueued_once(
     other = api.post("/api/v1/tasks/batch", json={**body, "tasks": [{"task": "noop"}]})
     assert other.status_code == 409
     assert other.json()["error"]["field"] == "idempotency_key"
+
+
+def test_a_key_left_bound_by_a_submission_never_recorded_does_not_swallow_the_retry(
+    redis_server: RedisServer, api: TestClient, worker: WorkerProcess
+) -> None:
+    """Redis failed after the key was claimed and before the task was recorded, and the
+    key could not be released (Redis was down): the client got a 503 and sends it again.
+    The retry must be enqueued, not answered with the ids of a task that never existed."""
+    key = f"left-{os.urandom(6).hex()}"
+    body = {"task": "add", "args": [2, 2], "idempotency_key": key}
+    ghost = str(uuid.uuid4())
+    results = redis.Redis.from_url(redis_server.settings().result_backend_url)
+    request_fingerprint = fingerprint(TaskRequest.model_validate(body))
+    results.set(idempotency_key(key), f"{ghost} {request_fingerprint}", ex=600)
+    retry = api.post("/api/v1/tasks", json=body)
+    assert retry.status_code == 202, retry.text
+    task_id = retry.json()["id"]
+    assert task_id != ghost
+    assert outcome(api, task_id)["result"] == 4
+    again = api.post("/api/v1/tasks", json=body)
+    assert (again.status_code, again.json()["id"]) == (200, task_id)

@@ -93,6 +93,14 @@ class Ledger:
         earlier_id, _, earlier_fingerprint = current.decode().partition(" ")
         return earlier_id, earlier_fingerprint
 
+    def recorded(self, task_ids: Sequence[str]) -> bool:
+        """Whether every one of these ids was recorded by `issue` (one transaction)."""
+        return int(self.client.exists(*(task_key(i) for i in task_ids))) == len(task_ids)
+
+    def rebind_idempotency(self, key: str, task_ids: str, fingerprint: str) -> None:
+        """Bind an already claimed `key` to other ids (see `submission.claim`)."""
+        self.client.set(idempotency_key(key), f"{task_ids} {fingerprint}", ex=self.ttl)
+
     def release_idempotency(self, key: str) -> None:
         """Forget a key whose submission could not be enqueued, so a retry can use it."""
         self.client.delete(idempotency_key(key))
