@@ -141,7 +141,15 @@ class Stack:
         return self.compose("ps", "--quiet", "--status", "running", "worker").split()
 
     def down(self) -> None:
-        """Remove the project with its volumes."""
+        """Keep every service's log under .build/chaos/, then remove the project and volumes.
+
+        The logs are what explains a loss or an unexpected answer once the stack is gone.
+        """
+        REPORT_DIR.mkdir(parents=True, exist_ok=True)
+        path = REPORT_DIR / f"{PROJECT}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        logs = self.compose("logs", "--no-color", "--timestamps", check=False)
+        path.write_text(logs)
+        print(f"chaos: service logs written to {path.relative_to(ROOT)}", file=sys.stderr)
         self.compose("down", "--volumes", "--remove-orphans", check=False)
 
     def tally(self) -> redis.Redis:

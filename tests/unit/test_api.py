@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from conveyor_core.settings import ProducerSettings
 from conveyor_producer.api import create_api
+from conveyor_producer.submission import publish_recorded
 
 KEY = "unit-test-api-key-0123456789"
 
@@ -192,3 +193,17 @@ def test_test_tasks_are_unknown_unless_switched_on(client: TestClient, task: str
     on = offline_api(CONVEYOR_TEST_TASKS=True)
     assert post(on, "/api/v1/tasks", {"task": task}).status_code == 503
     assert task in {e["name"] for e in on.get("/api/v1/catalog", headers=AUTH).json()["tasks"]}
+
+
+@pytest.mark.parametrize("error", [ConnectionError("reset"), RuntimeError("aborted batch")])
+def test_a_failed_publish_after_the_record_is_left_to_the_reconciler(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recorded means accepted: whatever the publish raises, the request still gets its 202."""
+
+    def publish() -> None:
+        raise error
+
+    publish_recorded(publish, ["a", "b"])  # returns: the route answers 202 with the ids
+    assert "publishing 2 recorded task(s) failed" in caplog.text
+    assert "the reconciler will publish them" in caplog.text
