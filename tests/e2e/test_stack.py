@@ -164,7 +164,10 @@ def test_scale_the_email_workers_on_their_own(stack: Stack) -> None:
     ]
     assert len(running) == 2
     wait_for(lambda: len(online_workers(stack, "email")) == 2, 90, "two e-mail workers", 1)
-    assert len(online_workers(stack)) >= 1  # the CPU workers are untouched
+    # The CPU workers are untouched: still the one of `make up`.
+    cpu = [c for c in containers() if c["Service"] == "worker" and c["State"] == "running"]
+    assert len(cpu) == 1, [c["Name"] for c in cpu]
+    assert len(online_workers(stack)) == 1
     make("scale", "SERVICE=email-worker", "WORKERS=1")
     wait_for(lambda: len(online_workers(stack, "email")) == 1, 90, "one e-mail worker", 1)
 
