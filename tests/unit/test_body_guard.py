@@ -82,8 +82,17 @@ def test_json_problem_accepts_plain_documents() -> None:
     assert json_problem(b"{not json", 32) is None  # left to FastAPI's 400
 
 
+def requests_counted(client: TestClient, series: str) -> float:
+    """The request histogram's count for one label set (0 before its first request)."""
+    name = f"conveyor_http_request_duration_seconds_count{{{series}}} "
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(name)]
+    return float(lines[0].removeprefix(name)) if lines else 0.0
+
+
 def test_metrics_count_submissions_and_requests(client: TestClient) -> None:
-    raw(client, b'{"task": "nope"}')
-    text = client.get("/metrics").text
-    assert "conveyor_http_request_duration_seconds_bucket" in text
-    assert 'handler="submit_task"' in text
+    series = 'handler="submit_task",method="POST",status="404"'
+    before = requests_counted(client, series)
+    assert raw(client, b'{"task": "nope"}')[0] == 404
+    # This very request, under its handler and its real status.
+    assert requests_counted(client, series) == before + 1
+    assert "conveyor_http_request_duration_seconds_bucket" in client.get("/metrics").text
