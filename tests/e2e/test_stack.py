@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -163,7 +164,10 @@ def test_scale_the_email_workers_on_their_own(stack: Stack) -> None:
     ]
     assert len(running) == 2
     wait_for(lambda: len(online_workers(stack, "email")) == 2, 90, "two e-mail workers", 1)
-    assert len(online_workers(stack)) >= 1  # the CPU workers are untouched
+    # The CPU workers are untouched: still the one of `make up`.
+    cpu = [c for c in containers() if c["Service"] == "worker" and c["State"] == "running"]
+    assert len(cpu) == 1, [c["Name"] for c in cpu]
+    assert len(online_workers(stack)) == 1
     make("scale", "SERVICE=email-worker", "WORKERS=1")
     wait_for(lambda: len(online_workers(stack, "email")) == 1, 90, "one e-mail worker", 1)
 
@@ -275,14 +279,36 @@ def test_dead_letters_through_make(stack: Stack) -> None:
     assert "0 dead letter(s)" in make("dlq").stdout
 
 
+def aof_is_settled() -> bool:
+    """Redis has written and synced everything to its AOF, and is not rewriting it."""
+    info = compose(
+        "exec",
+        "-T",
+        "redis",
+        "sh",
+        "-c",
+        'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli info persistence',
+    ).stdout
+    fields = dict(line.split(":", 1) for line in info.split() if ":" in line)
+    settled = {
+        "aof_enabled": "1",
+        "loading": "0",
+        "aof_rewrite_in_progress": "0",
+        "aof_buffer_length": "0",
+        "aof_pending_bio_fsync": "0",
+    }
+    return all(fields.get(name) == value for name, value in settled.items())
+
+
 def test_redis_restart_or_kill_loses_no_queued_task(stack: Stack) -> None:
     make("scale", "WORKERS=0")
     ids = [submit(stack, "/api/v1/tasks", {"task": "add", "args": [i, 1]}) for i in range(20)]
     make("restart", "SERVICE=redis")
     assert queue_length() == 20  # and the producer answers at once: no stale connection
     # SIGKILL the Redis process itself (as the OOM killer would); Docker restarts it.
-    # AOF everysec: writes older than a second are on disk.
-    time.sleep(2)
+    # AOF everysec: wait until nothing is buffered, pending or being rewritten, rather than
+    # sleeping past the second.
+    wait_for(aof_is_settled, 60, "Redis's append-only file to settle", interval=0.5)
     container = compose("ps", "--quiet", "redis").stdout.strip()
     pid = int(run("docker", "inspect", "--format", "{{.State.Pid}}", container).stdout)
     os.kill(pid, signal.SIGKILL)
@@ -300,7 +326,9 @@ def test_redis_audit_counts_keys_by_kind(stack: Stack) -> None:
 def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
     task_id = submit(stack, "/api/v1/tasks", {"task": "sleep", "args": [4]})
     wait_until_started(stack.api, task_id)
+    first_start = stack.api.get(f"/api/v1/tasks/{task_id}").json()["started_at"]
     make("stop")
+    stopped_at = time.time()  # the containers share the host's clock
     stopped = {c["Service"]: c for c in containers()}
     assert all(c["State"] == "exited" for c in stopped.values())
     # Exit code 0: the worker shut down warmly, it was not SIGKILLed after the grace period.
@@ -309,6 +337,11 @@ def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
     status = outcome(stack, task_id)
     assert status["state"] == "SUCCESS"
     assert status["result"] == 4
+    # It ran once and finished before the stop: a task put back on its queue at the stop
+    # would also end in SUCCESS, but started again (and finished) after `make up`.
+    assert status["started_at"] == first_start, "the task was started a second time"
+    finished = datetime.fromisoformat(status["finished_at"]).timestamp()
+    assert finished <= stopped_at, f"finished {finished - stopped_at:.1f} s after the stop"
 
 
 def test_make_down_removes_the_containers(stack: Stack) -> None:
@@ -338,7 +371,13 @@ def test_a_service_still_waiting_for_redis_stops_at_once(stack: Stack) -> None:
         "worker",
     )
     try:
-        time.sleep(3)  # well into the check's wait for Redis
+        # Well into the check's wait for Redis: its process runs under the entrypoint.
+        wait_for(
+            lambda: "conveyor_core.preflight" in run("docker", "top", name, check=False).stdout,
+            60,
+            "the start-up check to wait for Redis",
+            interval=0.2,
+        )
         assert (
             run("docker", "inspect", "--format", "{{.State.Running}}", name).stdout.strip()
             == "true"

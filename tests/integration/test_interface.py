@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
+import redis
 from fastapi.testclient import TestClient
 
+from conveyor_core.celery_internals import priority_lists
 from tests.helpers import wait_for, wait_until_started
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import RedisServer, WorkerProcess
 from tests.integration.test_tasks import outcome, submit
 
 
@@ -88,23 +92,73 @@ def test_idempotency_key_returns_the_first_id(api: TestClient, worker: WorkerPro
     assert reused.json()["error"]["field"] == "idempotency_key"
 
 
-def test_scheduling_options(api: TestClient, worker: WorkerProcess) -> None:
-    task_id = submit(
-        api,
-        {
+def _time(iso: str) -> float:
+    """Seconds since the epoch of an ISO time from the API, to the microsecond."""
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _broker_message(redis_server: RedisServer, task_id: str) -> tuple[str, dict[str, Any]]:
+    """Where the task's message is in the broker (a queue list, or "unacked") and the message."""
+    client = redis.Redis(
+        host=redis_server.host, port=redis_server.port, password=redis_server.password, db=0
+    )
+    places: list[tuple[str, dict[str, Any]]] = [
+        (key, json.loads(raw))
+        for key in priority_lists("email")
+        for raw in client.lrange(key, 0, -1)
+    ]
+    # kombu keeps a reserved message in the "unacked" hash as [message, exchange, key].
+    places += [("unacked", json.loads(raw)[0]) for raw in client.hvals("unacked")]
+    for place, message in places:
+        if message["headers"]["id"] == task_id:
+            return place, message
+    raise AssertionError(f"task {task_id} is nowhere in the broker: {places}")
+
+
+def test_scheduling_options(
+    api: TestClient, redis_server: RedisServer, start_worker, worker: WorkerProcess
+) -> None:
+    """countdown, priority, queue and expires all reach the message, and the worker obeys."""
+    # `add` routes to "default"; asking for "email" must take it there. A worker of its
+    # own consumes "email" on these databases, and stops at the end: other tests count
+    # on nothing consuming "email" here.
+    email_queue_worker = start_worker(queues="email", concurrency=1)
+    try:
+        body = {
             "task": "add",
             "args": [1, 2],
-            "countdown": 1.5,
-            "priority": 0,
-            "queue": "default",
+            "countdown": 2.5,
+            "priority": 6,
+            "queue": "email",
             "expires": 600,
-        },
-    )
-    status = outcome(api, task_id)
-    assert status["result"] == 3
-    started = time.mktime(time.strptime(status["started_at"][:19], "%Y-%m-%dT%H:%M:%S"))
-    submitted = time.mktime(time.strptime(status["submitted_at"][:19], "%Y-%m-%dT%H:%M:%S"))
-    assert started - submitted >= 1
+        }
+        task_id = submit(api, body)
+        place, message = _broker_message(redis_server, task_id)
+        # Waiting on the "email" queue's priority-6 list, or reserved by the email worker.
+        assert place in {priority_lists("email")[2], "unacked"}, place
+        assert message["properties"]["priority"] == 6
+        assert message["properties"]["delivery_info"]["routing_key"] == "email"
+        status = outcome(api, task_id)
+        assert (status["state"], status["result"], status["queue"]) == ("SUCCESS", 3, "email")
+        submitted = _time(status["submitted_at"])
+        eta, expires = message["headers"]["eta"], message["headers"]["expires"]
+        assert eta and expires, f"the message lacks its schedule: {message['headers']}"
+        # Both are computed when the message is published, just after the submission is
+        # recorded: not earlier, and (however slow the machine) not much later.
+        assert 2.5 <= _time(eta) - submitted + 0.001 < 2.5 + 10
+        assert 600 <= _time(expires) - submitted + 0.001 < 600 + 10
+        # The worker held it until the countdown ran out (sub-second times, not truncated).
+        assert _time(status["started_at"]) - submitted >= 2.5
+    finally:
+        assert email_queue_worker.terminate() == 0
+        api.delete("/api/v1/queues/email")  # nothing left behind if it failed
+
+
+def test_an_expired_task_is_revoked_not_run(api: TestClient, worker: WorkerProcess) -> None:
+    task_id = submit(api, {"task": "add", "args": [1, 1], "countdown": 2, "expires": 1})
+    status = outcome(api, task_id, timeout=30)
+    assert (status["state"], status["result"]) == ("REVOKED", None), status
+    assert status["started_at"] is None
 
 
 def test_scheduling_limits_name_the_field(api: TestClient) -> None:
@@ -194,6 +248,17 @@ def test_catalog_lists_schemas(api: TestClient) -> None:
 
 
 def test_queues_show_length_and_consumers(api: TestClient, worker: WorkerProcess) -> None:
+    # Nothing consumes "email" on the session's databases: what is sent there waits, one
+    # list per priority step, and the length counts them all.
+    for priority in (0, 5, 9):
+        submit(api, {"task": "noop", "queue": "email", "priority": priority})
+    try:
+        queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["queues"]}
+        assert queues["email"]["length"] == 3
+        assert queues["email"]["consumers"] == []
+        assert any(name.startswith("itest-") for name in queues["default"]["consumers"])
+    finally:
+        purged = api.delete("/api/v1/queues/email")
+    assert (purged.status_code, purged.json()) == (200, {"purged": 3})
     queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["queues"]}
-    assert queues["default"]["length"] >= 0
-    assert any(name.startswith("itest-") for name in queues["default"]["consumers"])
+    assert queues["email"]["length"] == 0

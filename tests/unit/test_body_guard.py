@@ -20,13 +20,18 @@ def raw(client: TestClient, body: bytes) -> tuple[int, dict]:
 
 
 def test_deep_nesting_is_400(client: TestClient) -> None:
-    status, body = raw(
-        client, b'{"task": "xsum", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    )
-    assert status in {400, 413}
+    # Deep enough for a RecursionError in the JSON parser, small enough to pass the size
+    # check (64 KiB here): it must be refused for its depth, not for its size.
+    deep = b'{"task": "xsum", "args": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    assert len(deep) < 64 * 1024
+    status, body = raw(client, deep)
+    assert status == 400, body
+    assert body["error"]["code"] == "bad_request"
+    assert "nested too deeply" in body["error"]["message"]
+    # Past the limit (32) but nowhere near the parser's own: the walk catches it.
     status, body = raw(client, b'{"task": "xsum", "args": ' + b"[" * 40 + b"]" * 40 + b"}")
     assert status == 400
-    assert "nested too deeply" in body["error"]["message"]
+    assert "nested too deeply (at most 32 levels)" in body["error"]["message"]
 
 
 def test_oversized_body_is_413(client: TestClient) -> None:
@@ -77,8 +82,17 @@ def test_json_problem_accepts_plain_documents() -> None:
     assert json_problem(b"{not json", 32) is None  # left to FastAPI's 400
 
 
+def requests_counted(client: TestClient, series: str) -> float:
+    """The request histogram's count for one label set (0 before its first request)."""
+    name = f"conveyor_http_request_duration_seconds_count{{{series}}} "
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(name)]
+    return float(lines[0].removeprefix(name)) if lines else 0.0
+
+
 def test_metrics_count_submissions_and_requests(client: TestClient) -> None:
-    raw(client, b'{"task": "nope"}')
-    text = client.get("/metrics").text
-    assert "conveyor_http_request_duration_seconds_bucket" in text
-    assert 'handler="submit_task"' in text
+    series = 'handler="submit_task",method="POST",status="404"'
+    before = requests_counted(client, series)
+    assert raw(client, b'{"task": "nope"}')[0] == 404
+    # This very request, under its handler and its real status.
+    assert requests_counted(client, series) == before + 1
+    assert "conveyor_http_request_duration_seconds_bucket" in client.get("/metrics").text

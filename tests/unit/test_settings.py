@@ -1,12 +1,14 @@
 """Settings: secrets are refused when missing or placeholders, limits must fit together."""
 
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import redis
 from pydantic import ValidationError
-from pydantic_settings import SettingsConfigDict
 
 from conveyor_core.celery_app import celery_config
 from conveyor_core.settings import FlowerSettings, ProducerSettings, Settings
@@ -147,19 +149,48 @@ def test_plain_redis_has_no_tls_options(monkeypatch: pytest.MonkeyPatch) -> None
     assert config["broker_use_ssl"] is None and config["broker_url"].startswith("redis://")
 
 
-def test_secrets_come_from_files_when_the_environment_has_none(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def _settings_in_a_fresh_process(env: dict[str, str], code: str) -> str:
+    """Run `code` in a new interpreter that imports the settings with `env` set.
+
+    Settings reads CONVEYOR_SECRETS_DIR when its class is defined (at import), so the
+    real `Settings` can only be tested against a secrets folder from a fresh process.
+    """
+    clean = {k: v for k, v in os.environ.items() if k not in SECRET_NAMES}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+SECRET_NAMES = {"REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD", "CONVEYOR_ENV"}
+
+
+def test_secrets_come_from_files_when_the_environment_has_none(tmp_path: Path) -> None:
     (tmp_path / "redis_password").write_text(STRONG + "\n")
-    monkeypatch.setenv("CONVEYOR_SECRETS_DIR", str(tmp_path))
-    from conveyor_core import settings as module
+    (tmp_path / "conveyor_api_key").write_text("an-api-key-from-a-file-0123456789\n")
+    code = (
+        "from conveyor_core.settings import ProducerSettings, Settings; "
+        "print(Settings().redis_password.get_secret_value()); "
+        "print(ProducerSettings().conveyor_api_key.get_secret_value())"
+    )
+    out = _settings_in_a_fresh_process({"CONVEYOR_SECRETS_DIR": str(tmp_path)}, code)
+    assert out.splitlines() == [STRONG, "an-api-key-from-a-file-0123456789"]
 
-    class FromFiles(Settings):
-        model_config = SettingsConfigDict(
-            extra="ignore", frozen=True, secrets_dir=module.secrets_dir()
-        )
 
-    assert FromFiles().redis_password.get_secret_value() == STRONG
+def test_the_environment_wins_over_a_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "redis_password").write_text(STRONG + "\n")
+    env = {"CONVEYOR_SECRETS_DIR": str(tmp_path), "REDIS_PASSWORD": "from-the-environment-0123"}
+    code = (
+        "from conveyor_core.settings import Settings; "
+        "print(Settings().redis_password.get_secret_value())"
+    )
+    assert _settings_in_a_fresh_process(env, code) == "from-the-environment-0123"
 
 
 @pytest.mark.parametrize(
