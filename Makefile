@@ -56,7 +56,7 @@ export COMPOSE_BAKE ?= false
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m [VAR=value]\n"} \
-		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
 		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Run
@@ -243,7 +243,7 @@ $(VENV)/.complete: requirements-dev.lock pyproject.toml
 venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
 
 .PHONY: test
-test: venv docker-check .env images bench-image ## Run every test: unit, integration (real Redis + workers), e2e (whole stack, quick bench)
+test: venv docker-check .env images bench-image ## Run every test: unit, manifests, integration (real Redis + workers), e2e (whole stack, chaos, quick bench)
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: chaos
