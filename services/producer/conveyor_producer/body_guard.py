@@ -64,16 +64,26 @@ def _encodable(text: str) -> bool:
 
 
 class BodyGuard:
-    """ASGI middleware: bounded body read, then the JSON checks, then the app."""
+    """ASGI middleware: bounded body read, then the JSON checks, then the app.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int) -> None:
+    Only paths under `prefix` are checked; elsewhere no route takes a body, so nothing
+    reads one (a 404 or 405 leaves it unread). In the API that prefix is /api/, whose
+    requests `ApiKeyGuard` has authenticated first.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int, prefix: str = "/") -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the body of POST, PUT and PATCH requests; pass everything else on."""
-        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in {"POST", "PUT", "PATCH"}
+            or not scope["path"].startswith(self.prefix)
+        ):
             await self.app(scope, receive, send)
             return
         try:
