@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import subprocess
+import time
 import uuid
 from typing import Any
 
@@ -333,3 +334,22 @@ def test_hostile_inputs_get_a_4xx_without_a_trace(stack: Stack) -> None:
         assert response.status_code == status, (path, response.status_code, response.text[:300])
         assert "Traceback" not in response.text and 'File "/' not in response.text
         assert response.json()["error"]["message"]
+
+
+def test_an_anonymous_16_mib_post_is_refused_within_a_second(stack: Stack) -> None:
+    """The key is checked before the body is read (ApiKeyGuard): reading and checking
+    16 MiB of tiny JSON values first would take seconds."""
+    body = b'{"task": "noop", "args": [' + b"1," * (8 * 1024 * 1024 - 64) + b"1]}"
+    base = f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}"
+    headers = {"Content-Type": "application/json"}
+    # Generous for connecting; the bound that counts is the one below.
+    with httpx.Client(base_url=base, timeout=30) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200  # connected and warm
+        for wrong in ({}, {"Authorization": "Bearer wrong"}):
+            started = time.monotonic()
+            response = anonymous.post("/api/v1/tasks", content=body, headers=headers | wrong)
+            elapsed = time.monotonic() - started
+            assert response.status_code == 401, response.text[:300]
+            assert response.json()["error"]["code"] == "unauthorized"
+            assert elapsed < 1, f"answered after {elapsed:.2f} s"
+            print(f"{wrong or 'no key'}: 401 in {elapsed:.3f} s")

@@ -1,9 +1,15 @@
 """Hostile request bodies get a 4xx that names the problem, never a 500."""
 
+import asyncio
+import threading
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
-from conveyor_producer.body_guard import json_problem
+from conveyor_producer import body_guard
+from conveyor_producer.body_guard import BodyGuard, json_problem
 from tests.unit.test_api import AUTH, offline_api
 
 
@@ -96,3 +102,65 @@ def test_metrics_count_submissions_and_requests(client: TestClient) -> None:
     # This very request, under its handler and its real status.
     assert requests_counted(client, series) == before + 1
     assert "conveyor_http_request_duration_seconds_bucket" in client.get("/metrics").text
+
+
+async def accept(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app that reads the body and answers 204."""
+    await receive()
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def post_to(app: Any, body: bytes) -> int:
+    """POST `body` to a raw ASGI app; the response status."""
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/tasks", "headers": []}
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+def test_a_large_body_is_checked_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a large body's JSON check runs, the event loop still serves a small request.
+
+    The large check waits for the small request to finish: on the event loop that wait
+    would block it, the small request could never run, and the wait would time out.
+    """
+    small_served = threading.Event()
+    waited: list[bool] = []
+    real = body_guard.json_problem
+
+    def slow_check(body: bytes, max_depth: int) -> str | None:
+        if len(body) > body_guard.THREAD_THRESHOLD:
+            waited.append(small_served.wait(timeout=3))
+        return real(body, max_depth)
+
+    monkeypatch.setattr(body_guard, "json_problem", slow_check)
+    guard = BodyGuard(accept, max_bytes=1024 * 1024, max_depth=32)
+    large = b'{"task": "noop", "args": [' + b"1," * body_guard.THREAD_THRESHOLD + b"1]}"
+
+    async def small_request() -> int:
+        status = await post_to(guard, b'{"task": "noop"}')
+        small_served.set()
+        return status
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(post_to(guard, large), small_request()))
+
+    assert asyncio.run(both()) == [204, 204]
+    assert waited == [True], "the large body's check blocked the event loop"
+
+
+def test_a_large_body_checked_on_a_thread_is_still_refused_for_its_depth() -> None:
+    """The parser's RecursionError happens on the worker thread, and is still a 400."""
+    guard = BodyGuard(accept, max_bytes=1024 * 1024, max_depth=32)
+    deep = b'{"task": "noop", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert len(deep) > body_guard.THREAD_THRESHOLD
+    assert asyncio.run(post_to(guard, deep)) == 400

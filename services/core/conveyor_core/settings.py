@@ -8,6 +8,7 @@ from a file named after it (`redis_password`, ...) in CONVEYOR_SECRETS_DIR (defa
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 from email.utils import parseaddr
@@ -234,11 +235,28 @@ class ProducerSettings(Settings):
     metrics_port: int = Field(9100, ge=1, le=65535)
     #: Serve /metrics on the API port too (only when a proxy or firewall guards it).
     metrics_public: bool = False
+    #: Proxies trusted to say who the client is (X-Forwarded-For, X-Forwarded-Proto):
+    #: comma-separated IP addresses or networks, "*" for anyone. Empty: no one; the
+    #: connecting address is the client, whatever headers it sends.
+    forwarded_allow_ips: str = ""
 
     @field_validator("conveyor_api_key")
     @classmethod
     def _api_key_is_real(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         return check_secret(value, "CONVEYOR_API_KEY", info.data.get("environment", "production"))
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        # As gunicorn reads it; it would refuse a bad entry only once the service starts.
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry)
+                except ValueError as exc:
+                    raise ValueError(f"FORWARDED_ALLOW_IPS: {exc}") from None
+        return ",".join(entries)
 
 
 class ReconcilerSettings(Settings):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from redis.retry import Retry
 from conveyor_core.catalog import catalog_for
 from conveyor_core.celery_app import create_app
 from conveyor_core.settings import ProducerSettings
+from conveyor_producer.auth import API_PREFIX, ApiKeyGuard, key_matches
 from conveyor_producer.body_guard import BodyGuard
 from conveyor_producer.context import Context
 from conveyor_producer.errors import ApiError, error_body, install_error_handlers
@@ -53,11 +53,13 @@ def _api_key_check(settings: ProducerSettings) -> Callable[..., None]:
     expected = settings.conveyor_api_key.get_secret_value().encode()
 
     def require_api_key(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        # compare_digest: the time taken does not tell how much of the key was right.
-        given = credentials.credentials.encode() if credentials else b""
-        if not credentials or not hmac.compare_digest(given, expected):
+        # ApiKeyGuard has refused a wrong key before the body was read; this second check
+        # (the same function) keeps a route safe should it ever be mounted without it,
+        # and `bearer` puts the scheme in the OpenAPI document.
+        if not key_matches(request.headers.get("authorization"), expected):
             raise ApiError(401, "unauthorized", "missing or invalid API key")
 
     return require_api_key
@@ -118,15 +120,20 @@ def create_api(settings: ProducerSettings | None = None) -> FastAPI:
     install_error_handlers(api)
     _add_operational_routes(api, ctx)
     v1 = APIRouter(
-        prefix="/api/v1",
+        prefix=f"{API_PREFIX}v1",
         dependencies=[Depends(_api_key_check(settings))],
         responses=ERROR_RESPONSES,
     )
     for module in (tasks, workflows, emails, system, dead_letters):
         v1.include_router(module.build(ctx))
     api.include_router(v1)
+    # The last added runs first: timing, then the key, and only then is a body read.
     api.add_middleware(
-        BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+        BodyGuard,
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+        prefix=API_PREFIX,
     )
+    api.add_middleware(ApiKeyGuard, api_key=settings.conveyor_api_key.get_secret_value().encode())
     api.add_middleware(LatencyMiddleware)
     return api

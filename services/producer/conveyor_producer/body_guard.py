@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor_producer.errors import error_body
+
+#: Bodies larger than this are checked on a worker thread: parsing 16 MiB of JSON and
+#: walking it takes seconds, which would stall every other request on the event loop.
+THREAD_THRESHOLD = 64 * 1024
 
 
 class BodyTooLargeError(Exception):
@@ -64,16 +69,26 @@ def _encodable(text: str) -> bool:
 
 
 class BodyGuard:
-    """ASGI middleware: bounded body read, then the JSON checks, then the app."""
+    """ASGI middleware: bounded body read, then the JSON checks, then the app.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int) -> None:
+    Only paths under `prefix` are checked; elsewhere no route takes a body, so nothing
+    reads one (a 404 or 405 leaves it unread). In the API that prefix is /api/, whose
+    requests `ApiKeyGuard` has authenticated first.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int, prefix: str = "/") -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the body of POST, PUT and PATCH requests; pass everything else on."""
-        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in {"POST", "PUT", "PATCH"}
+            or not scope["path"].startswith(self.prefix)
+        ):
             await self.app(scope, receive, send)
             return
         try:
@@ -82,7 +97,7 @@ class BodyGuard:
             message = f"request body is larger than {self.max_bytes} bytes"
             await JSONResponse(error_body("too_large", message), 413)(scope, receive, send)
             return
-        problem = json_problem(body, self.max_depth) if body else None
+        problem = await self._problem(body)
         if problem:
             await JSONResponse(error_body("bad_request", problem), 400)(scope, receive, send)
             return
@@ -96,6 +111,13 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _problem(self, body: bytes) -> str | None:
+        if not body:
+            return None
+        if len(body) <= THREAD_THRESHOLD:
+            return json_problem(body, self.max_depth)  # quicker than a thread hop
+        return await run_in_threadpool(json_problem, body, self.max_depth)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         declared = dict(scope["headers"]).get(b"content-length")

@@ -5,6 +5,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from conveyor_core.settings import ProducerSettings
+
 api_port = os.environ.get("PRODUCER_INTERNAL_PORT", "8000")
 metrics_port = os.environ.get("METRICS_PORT", "9100")
 # The API port is published; the metrics port is reachable on the compose network only.
@@ -24,7 +26,10 @@ worker_tmp_dir = "/dev/shm"  # noqa: S108
 # The control socket (`gunicornc`) defaults to ~/.gunicorn, on the read-only root; /tmp is
 # the container's tmpfs. Reach it with `make shell` then `gunicornc -s /tmp/gunicorn.ctl`.
 control_socket = "/tmp/gunicorn.ctl"  # noqa: S108
-forwarded_allow_ips = "*"
+# X-Forwarded-For/-Proto are believed from these proxies only (FORWARDED_ALLOW_IPS;
+# default none): from anyone else they would let a client pick its own address. The
+# settings are complete here: the entrypoint's preflight has just checked them.
+forwarded_allow_ips = ProducerSettings().forwarded_allow_ips
 
 # Each gunicorn worker counts its own metrics; prometheus_client's multiprocess mode keeps
 # them in files that /metrics adds up. Set before any worker imports prometheus_client.
