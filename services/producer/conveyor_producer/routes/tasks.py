@@ -106,8 +106,15 @@ def build(ctx: Context) -> APIRouter:
 
     @router.delete("/{task_id}", status_code=202, response_model=Revoked)
     def revoke(task_id: uuid.UUID, terminate: bool = False) -> Revoked:
-        """Revoke a task; with terminate=true a running one is stopped too (SIGTERM)."""
+        """Revoke a task; with terminate=true a running one is stopped too (SIGTERM).
+
+        The revoke is recorded in Redis first: whichever worker takes the task later,
+        after a restart or a scale-up, from a queue, a countdown or the reconciler, ends
+        it REVOKED without running it. The broadcast then reaches the live workers, for
+        a task they hold or run (terminate).
+        """
         _known(ctx, task_id)
+        ctx.ledger.revoke([str(task_id)], "revoked")
         ctx.celery.control.revoke(str(task_id), terminate=terminate, signal="SIGTERM")
         return Revoked(id=str(task_id), terminate=terminate)
 
