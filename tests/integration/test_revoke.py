@@ -200,8 +200,10 @@ def test_the_reconciler_does_not_bring_a_revoked_task_back(
     """A revoked task whose message vanished is stored REVOKED, not published again.
 
     The reconciler runs as its Redis ACL user (deploy/redis/roles.acl).
-    Mutation seen failing: `_reconcile` without the revoke check (every missing task
-    republished): the revoked task was in `republished`.
+    Mutations seen failing: `_reconcile` without the revoke check (every missing task
+    republished): the revoked task was in `republished`; the `reconciler` ACL without
+    `~celery-task-meta-*` (NoPermissionError) or without `+publish` (the store script
+    refused).
     """
     api = api_for(own_redis, *RECONCILED)
     fields: dict[str, Any] = {
@@ -239,7 +241,8 @@ def test_a_purged_task_never_runs_from_another_copy(
     The copy stands for a message restored from unacked or published again. One worker
     process takes the copy, then the control, in order.
     Mutation seen failing: the purge route without `ctx.ledger.revoke(ids, "purged")`:
-    the copy ran (tally 1, state SUCCESS over the purge's REVOKED).
+    no record; with that assertion taken out too, the copy ran (state SUCCESS over the
+    purge's REVOKED, tally 1).
     """
     api = api_for(own_redis, *PURGED)
     purged = submit(api)
