@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from conveyor_core.catalog import catalog_for
 from conveyor_core.celery_app import create_app
 from conveyor_core.celery_internals import UNACKED_KEY, priority_lists
-from conveyor_core.ledger_keys import PENDING, revoked_key
+from conveyor_core.ledger_keys import PENDING, revoked_key, task_key
 from conveyor_core.settings import ReconcilerSettings, Settings
 from conveyor_producer.ledger import Issued, Ledger
 from conveyor_producer.submission import replay_call
@@ -98,9 +98,16 @@ def copies_in_broker(server: RedisServer, dbs: tuple[int, int], task_id: str) ->
 
 
 def assert_revoked_and_never_ran(
-    api: TestClient, server: RedisServer, dbs: tuple[int, int], task_id: str, reason: str
+    api: TestClient,
+    server: RedisServer,
+    dbs: tuple[int, int],
+    task_id: str,
+    reason: str,
+    started: bool = False,
 ) -> None:
     """The task's every message was taken and acknowledged, and it ended REVOKED unrun.
+
+    `started`: a start was recorded before the revoke (an earlier attempt).
 
     Its state alone does not tell: a live worker's revoke broadcast, or the purge, stores
     REVOKED before any worker takes the message, and a run would overwrite it later.
@@ -118,7 +125,7 @@ def assert_revoked_and_never_ran(
         "REVOKED",
         {"type": "TaskRevokedError", "message": reason},
     ), status
-    assert status["started_at"] is None
+    assert (status["started_at"] is not None) == started
     assert runs(server, dbs, task_id) == 0
     # Settled: the reconciler forgets it.
     assert results(server, dbs).zscore(PENDING, task_id) is None
@@ -137,6 +144,8 @@ def test_a_task_revoked_while_no_worker_runs_never_runs_once_one_starts(
     control = submit(api)
     revoke(api, revoked)  # no worker hears the broadcast
     assert results(own_redis, QUEUED).get(revoked_key(revoked)) == b"revoked"
+    # Never started, and no worker will start it now: REVOKED at once, no worker needed.
+    assert api.get(f"/api/v1/tasks/{revoked}").json()["state"] == "REVOKED"
     start_worker(QUEUED)
     assert task_outcome(api, control)["state"] == "SUCCESS"
     assert runs(own_redis, QUEUED, control) == 1
@@ -217,9 +226,12 @@ def test_the_reconciler_does_not_bring_a_revoked_task_back(
     # The ledger is the producer's: written with the default user.
     ledger = Ledger(results(own_redis, RECONCILED), ttl=3600, recent_max=10)
     revoked, control = _record_without_publishing(ledger), _record_without_publishing(ledger)
-    # No worker is up: the broadcast reaches nobody (a live worker would store REVOKED at
-    # once, Celery 5.7's revoke does, and the reconciler would only forget the task).
+    # It started once (a worker recorded the start; its retry was due later), so the
+    # revoke leaves its state to the workers; then its message was lost. No worker is up:
+    # the broadcast reaches nobody (a live one would store REVOKED, as Celery 5.7 does).
+    ledger.client.hset(task_key(revoked), "started_at", time.time())
     revoke(api, revoked)
+    assert api.get(f"/api/v1/tasks/{revoked}").json()["state"] == "STARTED"
     start_worker(RECONCILED)
     later = time.time() + 10
     first = reconciler.run_pass(now=later)
@@ -228,7 +240,7 @@ def test_the_reconciler_does_not_bring_a_revoked_task_back(
     assert (second.republished, second.revoked) == ([control], [revoked])
     assert task_outcome(api, control)["state"] == "SUCCESS"
     assert runs(own_redis, RECONCILED, control) == 1
-    assert_revoked_and_never_ran(api, own_redis, RECONCILED, revoked, "revoked")
+    assert_revoked_and_never_ran(api, own_redis, RECONCILED, revoked, "revoked", started=True)
     third = reconciler.run_pass(now=later + 2)
     assert not third.republished and not third.revoked
 

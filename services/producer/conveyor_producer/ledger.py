@@ -97,6 +97,10 @@ class Ledger:
             pipe.set(revoked_key(task_id), reason, ex=self.revoke_ttl)
         pipe.execute()
 
+    def started(self, task_id: str) -> bool:
+        """Whether a worker recorded a start of this task (`ledger_keys.START`)."""
+        return bool(self.client.hexists(task_key(task_id), "started_at"))
+
     def info(self, task_id: str) -> dict[str, str] | None:
         """The bookkeeping hash of a task, or None if this producer never issued it."""
         raw: dict[bytes, bytes] = self.client.hgetall(task_key(task_id))  # type: ignore[assignment]
