@@ -136,8 +136,9 @@ def test_a_task_revoked_while_no_worker_runs_never_runs_once_one_starts(
 ) -> None:
     """Revoked while queued with no worker up (stopped, or before a scale-up).
 
-    Mutation seen failing: `guard` without its revoke check (`if start.revoked:` never
-    true): the revoked task ran, state SUCCESS.
+    Mutations seen failing: `guard` without its revoke check (`if start.revoked:` never
+    true): the revoked task ran, state SUCCESS; the revoke route without
+    `_revoked_unless_started`: PENDING, not REVOKED, before a worker started.
     """
     api = api_for(own_redis, *QUEUED)
     revoked = submit(api)
