@@ -21,6 +21,7 @@ QUEUES = frozenset({"default", "default\x06\x163"})
         ("conveyor:pending", "pending submissions"),
         ("conveyor:dlq:entries", "dead letters"),
         ("conveyor:deliveries:5d1e:0", "delivery counters"),
+        ("conveyor:revoked:5d1e", "revoke records"),
         ("conveyor:email:signup-42", "e-mail send records"),
         ("something-else", "other"),
     ],

@@ -114,6 +114,16 @@ def test_limits_that_would_run_a_task_twice_are_refused_naming_both(
     assert Settings().delivery_problems() == []  # the defaults fit
 
 
+def test_a_revoke_forgotten_before_a_copy_could_run_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", STRONG)
+    # RESULT_EXPIRES + MAX_COUNTDOWN + VISIBILITY_TIMEOUT = 86400 + 300 + 600
+    with pytest.raises(ValidationError, match=r"REVOKE_TTL \(87299 s\) must be at least .*87300 s"):
+        Settings(revoke_ttl=87_299)
+    assert Settings(revoke_ttl=87_300).revoke_ttl == 87_300
+
+
 def test_tls_and_a_role_user_make_a_checked_rediss_url(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -55,22 +55,40 @@ DLQ_ENTRIES = "conveyor:dlq:entries"
 DLQ_INDEX = "conveyor:dlq:index"
 
 
+#: Task id -> why it must never run ("revoked" or "purged"), for REVOKE_TTL seconds. The
+#: producer writes it before answering a revoke or a purge; every worker reads it before
+#: it runs a task (`START`), and the reconciler before it publishes one again. Celery's
+#: own revokes live in worker memory only (celery#4300, celery#4886).
+REVOKED_PREFIX = "conveyor:revoked:"
+
+
 def deliveries_key(task_id: str, retries: int) -> str:
     """The counter of executions started for one delivery of a task."""
     return f"{DELIVERIES_PREFIX}{task_id}:{retries}"
 
 
-#: A worker starts a task: count this start of the delivery (poison detection), and set
-#: fields on the task's hash if it exists (as HSET_IF_EXISTS), in one round trip.
-#: KEYS: delivery counter, hash; ARGV: counter TTL, then field/value pairs. Returns the
-#: number of starts of this delivery so far.
+def revoked_key(task_id: str) -> str:
+    """The revoke record of one task."""
+    return REVOKED_PREFIX + task_id
+
+
+#: A worker is about to run a task: unless it is revoked, count this start of the
+#: delivery (poison detection) and set fields on the task's hash if it exists (as
+#: HSET_IF_EXISTS), in one round trip. KEYS: delivery counter, hash, revoke record;
+#: ARGV: counter TTL, then field/value pairs. Returns {starts, ""}, or {0, reason} for a
+#: revoked task, which records nothing. One script, so a revoke either comes before the
+#: check (the task never runs) or after the start is recorded (the task is running).
 START = """
+local revoked = redis.call('get', KEYS[3])
+if revoked then
+  return {0, revoked}
+end
 local starts = redis.call('incr', KEYS[1])
 redis.call('expire', KEYS[1], ARGV[1])
 if #ARGV > 1 and redis.call('exists', KEYS[2]) == 1 then
   redis.call('hset', KEYS[2], unpack(ARGV, 2))
 end
-return starts
+return {starts, ''}
 """
 
 #: A task reached a terminal state: set fields on its hash if it exists (as

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
 
     #: How long results stay in Redis (seconds).
     result_expires: int = Field(86_400, ge=60)
+    #: How long a revoke (or a purge) is remembered in Redis (seconds): a copy of the task
+    #: that reaches a worker within it never runs. At least RESULT_EXPIRES + MAX_COUNTDOWN
+    #: + VISIBILITY_TIMEOUT: the reconciler republishes a task only while its record
+    #: lives (RESULT_EXPIRES), it may be held for its countdown, then come back unacked.
+    #: Longer covers a message left in a queue that no worker consumes (default 7 days).
+    revoke_ttl: int = Field(7 * 86_400, ge=60)
     #: Hard and soft time limits for every task (seconds).
     task_time_limit: int = Field(240, ge=1)
     task_soft_time_limit: int = Field(225, ge=1)
@@ -133,7 +139,7 @@ class Settings(BaseSettings):
         return self
 
     def delivery_problems(self) -> list[str]:
-        """Limits that would make a task run twice or be killed early; empty when sound."""
+        """Limits that would make a task run twice, or a revoked one run, or be killed early."""
         problems = []
         if self.task_soft_time_limit > self.task_time_limit:
             problems.append(
@@ -151,6 +157,13 @@ class Settings(BaseSettings):
                 f"MAX_COUNTDOWN + TASK_TIME_LIMIT ({self.max_countdown} + {self.task_time_limit}"
                 f" s) must be shorter than VISIBILITY_TIMEOUT ({self.visibility_timeout} s): "
                 "a delayed task waits unacknowledged in a worker, then runs"
+            )
+        minimum = self.result_expires + self.max_countdown + self.visibility_timeout
+        if self.revoke_ttl < minimum:
+            problems.append(
+                f"REVOKE_TTL ({self.revoke_ttl} s) must be at least RESULT_EXPIRES + "
+                f"MAX_COUNTDOWN + VISIBILITY_TIMEOUT ({minimum} s): a revoke forgotten "
+                "sooner lets a copy of the task run"
             )
         return problems
 

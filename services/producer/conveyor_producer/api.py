@@ -78,7 +78,12 @@ def _context(settings: ProducerSettings) -> Context:
     }
     broker = redis.Redis.from_url(settings.broker_url, **options)
     results = redis.Redis.from_url(settings.result_backend_url, **options)
-    ledger = Ledger(results, ttl=settings.result_expires, recent_max=settings.recent_max)
+    ledger = Ledger(
+        results,
+        ttl=settings.result_expires,
+        recent_max=settings.recent_max,
+        revoke_ttl=settings.revoke_ttl,
+    )
     catalog = catalog_for(settings.test_tasks)
     return Context(settings=settings, celery=celery, broker=broker, ledger=ledger, catalog=catalog)
 

@@ -27,6 +27,7 @@ from conveyor_core.celery_internals import (
     UNACKED_MUTEX_KEY,
     priority_lists,
 )
+from conveyor_core.ledger_keys import REVOKED_PREFIX
 from conveyor_core.settings import Settings
 
 #: Key name -> kind, checked in order (first match wins).
@@ -38,6 +39,7 @@ _PREFIXES = (
     ("conveyor:deliveries:", "delivery counters"),
     ("conveyor:pending", "pending submissions"),
     ("conveyor:email:", "e-mail send records"),
+    (REVOKED_PREFIX, "revoke records"),
     ("conveyor:", "ledger"),
     (BINDING_KEY_PREFIX, "bindings"),
 )

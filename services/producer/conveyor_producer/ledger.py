@@ -14,7 +14,17 @@ from typing import Any
 
 import redis
 
-from conveyor_core.ledger_keys import PENDING, RECENT, idempotency_key, task_key, workflow_key
+from conveyor_core.ledger_keys import (
+    PENDING,
+    RECENT,
+    idempotency_key,
+    revoked_key,
+    task_key,
+    workflow_key,
+)
+
+#: How long a revoke record lives unless told otherwise (the REVOKE_TTL default).
+DEFAULT_REVOKE_TTL = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -31,10 +41,18 @@ class Issued:
 class Ledger:
     """Reads and writes the bookkeeping keys; every method is one Redis round trip."""
 
-    def __init__(self, client: redis.Redis, *, ttl: int, recent_max: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl: int,
+        recent_max: int,
+        revoke_ttl: int = DEFAULT_REVOKE_TTL,
+    ) -> None:
         self.client = client
         self.ttl = ttl
         self.recent_max = recent_max
+        self.revoke_ttl = revoke_ttl
 
     def issue(self, entries: Sequence[Issued], workflow: str | None = None) -> None:
         """Record ids before their messages are published, so a fast worker finds them.
@@ -65,6 +83,23 @@ class Ledger:
         pipe.lpush(RECENT, *recent[-self.recent_max :])
         pipe.ltrim(RECENT, 0, self.recent_max - 1)
         pipe.execute()
+
+    def revoke(self, task_ids: Sequence[str], reason: str) -> None:
+        """Record that these tasks must never run (`ledger_keys.REVOKED_PREFIX`).
+
+        Workers check the record before they run a task, so a revoke reaches workers
+        that are not running yet, and copies restored or republished later.
+        """
+        if not task_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.set(revoked_key(task_id), reason, ex=self.revoke_ttl)
+        pipe.execute()
+
+    def started(self, task_id: str) -> bool:
+        """Whether a worker recorded a start of this task (`ledger_keys.START`)."""
+        return bool(self.client.hexists(task_key(task_id), "started_at"))
 
     def info(self, task_id: str) -> dict[str, str] | None:
         """The bookkeeping hash of a task, or None if this producer never issued it."""

@@ -13,7 +13,8 @@ result is forgotten; one found in no queue and no unacked entry becomes a suspec
 suspect missing again on the next pass is published again, with the same id and a
 header that lets a worker skip it if it succeeded in between. Two misses in a row
 rule out a message merely in flight between lists. A lock keeps replicas from doing
-the same pass twice.
+the same pass twice. A revoked task (its revoke record, `ledger_keys.REVOKED_PREFIX`)
+is never published again: missing twice, it is stored REVOKED instead.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from conveyor_core.ledger_keys import (
     RECONCILER_LOCK,
     REPUBLISHED_HEADER,
     SUSPECTS,
+    revoked_key,
     task_key,
 )
 from conveyor_core.messages import ids_of, message_ids, redis_texts
@@ -72,6 +74,8 @@ class PassReport:
     present: int = 0
     suspected: int = 0
     republished: list[str] = field(default_factory=list)
+    #: Missing tasks that were revoked: stored REVOKED instead of published again.
+    revoked: list[str] = field(default_factory=list)
     forgotten: int = 0
 
 
@@ -145,9 +149,24 @@ class Reconciler:
             pipe.hset(SUSPECTS, mapping=dict.fromkeys(fresh, now))
         pipe.execute()
         report.suspected = len(fresh)
+        revoked = self.revoke_reasons(again)
         for task_id in again:
-            if self.republish(task_id, now):
+            if task_id in revoked:
+                self.app.backend.mark_as_revoked(task_id, revoked[task_id])
+                report.revoked.append(task_id)
+                logger.info(
+                    "task %s was %s; stored REVOKED, not republished", task_id, revoked[task_id]
+                )
+            elif self.republish(task_id, now):
                 report.republished.append(task_id)
+
+    def revoke_reasons(self, ids: list[str]) -> dict[str, str]:
+        """The revoke record (its reason) of each of these ids that has one."""
+        if not ids:
+            return {}
+        reasons = self.results.mget([revoked_key(i) for i in ids])
+        pairs = zip(ids, reasons, strict=True)
+        return {i: redis_texts([r])[0] for i, r in pairs if r is not None}
 
     def _drop_settled(self, ids: list[str], report: PassReport) -> list[str]:
         """Forget ids whose result is terminal; return the others."""

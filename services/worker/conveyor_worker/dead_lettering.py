@@ -15,7 +15,7 @@ import base64
 import logging
 import time
 import traceback as tb
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 import redis
 from billiard.exceptions import WorkerLostError
@@ -29,7 +29,13 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
 from conveyor_core.dead_letters import DeadLetter, DeadLetterStore, clip, new_entry_id
-from conveyor_core.ledger_keys import REPUBLISHED_HEADER, START, deliveries_key, task_key
+from conveyor_core.ledger_keys import (
+    REPUBLISHED_HEADER,
+    START,
+    deliveries_key,
+    revoked_key,
+    task_key,
+)
 from conveyor_core.settings import get_settings
 from conveyor_worker.lifecycle import RECEIVED_AT_FIELD, result_client
 
@@ -44,12 +50,20 @@ def store() -> DeadLetterStore:
     return DeadLetterStore(result_client())
 
 
-def begin_execution(task: Task[Any, Any]) -> int | None:
-    """Count one more start of this delivery and record it on the task's hash.
+class Start(NamedTuple):
+    """What `begin_execution` found: this delivery's starts, or why the task is revoked."""
 
-    One round trip (`ledger_keys.START`): the start count for poison detection, and
-    received/started times, retries and worker for the producer's status route. None
-    when Redis cannot say.
+    starts: int
+    #: The revoke record's reason ("revoked", "purged"); empty when the task may run.
+    revoked: str
+
+
+def begin_execution(task: Task[Any, Any]) -> Start | None:
+    """Check the task's revoke record; unless revoked, record one more start of it.
+
+    One round trip (`ledger_keys.START`): the revoke check, the start count for poison
+    detection, and received/started times, retries and worker for the producer's status
+    route. None when Redis cannot say.
     """
     request = task.request
     task_id = request.id or ""
@@ -59,19 +73,22 @@ def begin_execution(task: Task[Any, Any]) -> int | None:
     received_at = getattr(request, RECEIVED_AT_FIELD, None)
     if received_at is not None:
         fields += ["received_at", received_at]
-    keys = (deliveries_key(task_id, retries), task_key(task_id))
+    keys = (deliveries_key(task_id, retries), task_key(task_id), revoked_key(task_id))
     try:
-        starts = result_client().eval(START, 2, *keys, DELIVERIES_TTL, *fields)
+        starts, revoked = result_client().eval(START, 3, *keys, DELIVERIES_TTL, *fields)
     except redis.RedisError as exc:
         logger.warning("could not record the start of %s: %s", task_id, exc)
         return None
-    return int(starts)
+    return Start(int(starts), revoked.decode() if isinstance(revoked, bytes) else str(revoked))
 
 
 def guard(task: Task[Any, Any]) -> None:
-    """Before a task runs: record its start, quarantine poison, skip a finished copy.
+    """Before a task runs: skip it if revoked, record its start, keep poison out.
 
-    The start is recorded by `begin_execution`.
+    The revoke check and the start are one round trip (`begin_execution`).
+    Raises `Ignore` for a revoked task (stored REVOKED first, as Celery's worker does
+    for the revokes it holds in memory), and `Reject` requeued when Redis cannot say
+    whether it is revoked: it waits in its queue rather than run against a revoke.
     Raises `Reject` (not requeued) for a task whose earlier executions all died with
     their process, and `Ignore` for a task the reconciler published again that already
     succeeded. Celery's own `worker_deduplicate_successful_tasks` covers messages
@@ -80,14 +97,34 @@ def guard(task: Task[Any, Any]) -> None:
     request = task.request
     if request.called_directly or not request.id:
         return
-    starts = begin_execution(task)
+    start = begin_execution(task)
+    if start is None:
+        raise Reject("could not check whether the task is revoked", requeue=True)
+    if start.revoked:
+        end_revoked(task, start.revoked)
     limit = get_settings().max_deliveries
-    if starts is not None and starts > limit:
-        quarantine(task, starts - 1)
-        raise Reject(f"quarantined: {starts - 1} executions died with their process", False)
+    if start.starts > limit:
+        quarantine(task, start.starts - 1)
+        raise Reject(f"quarantined: {start.starts - 1} executions died with their process", False)
     if getattr(request, REPUBLISHED_HEADER, None) and already_succeeded(task, request.id):
         logger.info("task %s already succeeded; skipping the republished copy", request.id)
         raise Ignore()
+
+
+def end_revoked(task: Task[Any, Any], reason: str) -> NoReturn:
+    """End a task whose revoke record exists without running it: REVOKED, acknowledged.
+
+    `Ignore` makes Celery acknowledge the message and store nothing more; the result
+    says REVOKED with the record's reason, as for a revoke Celery held in memory. If
+    that cannot be stored, the message is requeued and checked again.
+    """
+    task_id = task.request.id or ""
+    logger.info("Discarding revoked task: %s[%s] (%s)", task.name, task_id, reason)
+    try:
+        task.backend.mark_as_revoked(task_id, reason, request=task.request)
+    except redis.RedisError as exc:
+        raise Reject(f"could not store REVOKED: {exc}", requeue=True) from exc
+    raise Ignore()
 
 
 def already_succeeded(task: Task[Any, Any], task_id: str) -> bool:

@@ -94,9 +94,13 @@ SETTLED_BY_STORE = frozenset({"SUCCESS", "FAILURE"})
 
 
 @task_postrun.connect
-def _on_finished(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
+def _on_finished(
+    task_id: str | None = None, state: str | None = None, retval: Any = None, **_: Any
+) -> None:
     if state in SETTLED_BY_STORE:
         return
+    if state == "REJECTED" and getattr(retval, "requeue", False):
+        return  # back in its queue (Reject(requeue=True)): the reconciler keeps watching it
     if state in TERMINAL_STATES:
         settle(task_id, finished_at=time.time())
     else:  # RETRY: a new message with the same id is on its way

@@ -66,7 +66,8 @@ def build(ctx: Context) -> APIRouter:
 
         The lists are read and deleted in one transaction, so a message is either
         purged or consumed, never both; the purged ids leave the pending set, or the
-        reconciler would publish them again.
+        reconciler would publish them again, and are recorded as revoked, so that no
+        other copy of them (republished, restored from unacked) runs either.
         """
         if queue not in known_queues():
             raise ApiError(
@@ -80,6 +81,7 @@ def build(ctx: Context) -> APIRouter:
         ids = list(message_ids(message for chunk in replies[::2] for message in chunk))
         if ids:
             ctx.ledger.client.zrem(PENDING, *ids)
+            ctx.ledger.revoke(ids, "purged")
             for task_id in ids:
                 ctx.celery.backend.mark_as_revoked(task_id, reason="purged")
         return Purged(purged=len(ids))

@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import Annotated
 
+from celery import states
+from celery.result import AsyncResult
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +40,20 @@ def _known(ctx: Context, task_id: uuid.UUID) -> dict[str, str]:
     if info is None:
         raise ApiError(404, "unknown_task_id", f"no task {task_id} was issued here", "task_id")
     return info
+
+
+def _revoked_unless_started(ctx: Context, task_id: str) -> None:
+    """Store REVOKED now for a revoked task that no worker started, and none ever will.
+
+    Read after the revoke record is written: a worker records a start and checks the
+    record in one script (`ledger_keys.START`), so no start recorded by now means none
+    to come. Without this, the state would stay PENDING until a worker takes the message
+    (none may be up). A started task (running, retrying, ended) is left to its workers.
+    """
+    if ctx.ledger.started(task_id):
+        return
+    if AsyncResult(task_id, app=ctx.celery).state == states.PENDING:
+        ctx.celery.backend.mark_as_revoked(task_id, "revoked")
 
 
 def build(ctx: Context) -> APIRouter:
@@ -106,8 +122,17 @@ def build(ctx: Context) -> APIRouter:
 
     @router.delete("/{task_id}", status_code=202, response_model=Revoked)
     def revoke(task_id: uuid.UUID, terminate: bool = False) -> Revoked:
-        """Revoke a task; with terminate=true a running one is stopped too (SIGTERM)."""
+        """Revoke a task; with terminate=true a running one is stopped too (SIGTERM).
+
+        The revoke is recorded in Redis first: whichever worker takes the task later,
+        after a restart or a scale-up, from a queue, a countdown or the reconciler, ends
+        it REVOKED without running it. A task no worker started is stored REVOKED at
+        once. The broadcast then reaches the live workers, for a task they hold or run
+        (terminate).
+        """
         _known(ctx, task_id)
+        ctx.ledger.revoke([str(task_id)], "revoked")
+        _revoked_unless_started(ctx, str(task_id))
         ctx.celery.control.revoke(str(task_id), terminate=terminate, signal="SIGTERM")
         return Revoked(id=str(task_id), terminate=terminate)
 
