@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,26 +171,39 @@ class WorkerProcess:
             self._log.close()
 
 
-@pytest.fixture(scope="session")
-def start_worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory):
-    """Factory: start a worker on the given Redis databases; all are stopped at the end."""
-    started: list[WorkerProcess] = []
+class Workers:
+    """Starts real worker processes on one Redis, each in a folder of its own."""
+
+    def __init__(self, server: RedisServer, new_folder: Callable[[], Path]) -> None:
+        self.server, self.new_folder = server, new_folder
+        self.started: list[WorkerProcess] = []
 
     def start(
+        self,
         broker_db: int = 0,
         result_db: int = 1,
         extra_env: dict[str, str] | None = None,
         **options: Any,
     ) -> WorkerProcess:
-        folder = tmp_path_factory.mktemp("worker")
-        env = {**redis_server.env(broker_db, result_db), **(extra_env or {})}
+        """A worker on the given databases, ready (its heartbeat written)."""
+        folder = self.new_folder()
+        env = {**self.server.env(broker_db, result_db), **(extra_env or {})}
         worker = WorkerProcess(env, folder / "heartbeat", folder / "worker.log", **options)
-        started.append(worker)
+        self.started.append(worker)
         return worker
 
-    yield start
-    for worker in started:
-        worker.terminate()
+    def stop_all(self) -> None:
+        """Warm shutdown of every worker started here."""
+        for worker in self.started:
+            worker.terminate()
+
+
+@pytest.fixture(scope="session")
+def start_worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory):
+    """Factory: start a worker on the given Redis databases; all are stopped at the end."""
+    workers = Workers(redis_server, lambda: tmp_path_factory.mktemp("worker"))
+    yield workers.start
+    workers.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ each test fail is named in its docstring.
 from __future__ import annotations
 
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from conveyor_producer.ledger import Issued, Ledger
 from conveyor_producer.submission import replay_call
 from conveyor_worker.tally import TALLY_RUNS
 from tests.helpers import ROOT, task_outcome, wait_for
-from tests.integration.conftest import RedisServer, WorkerProcess, api_for, redis_container
+from tests.integration.conftest import RedisServer, WorkerProcess, Workers, api_for, redis_container
 
 pytestmark = pytest.mark.integration
 
@@ -53,19 +54,9 @@ def own_redis() -> Iterator[RedisServer]:
 @pytest.fixture
 def start_worker(own_redis: RedisServer, tmp_path: Path) -> Iterator[StartWorker]:
     """Factory: start a worker on a pair of databases; each is stopped after the test."""
-    started: list[WorkerProcess] = []
-
-    def start(dbs: tuple[int, int], **options: Any) -> WorkerProcess:
-        folder = tmp_path / f"worker-{len(started)}"
-        folder.mkdir()
-        env = own_redis.env(*dbs)
-        worker = WorkerProcess(env, folder / "heartbeat", folder / "worker.log", **options)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
+    workers = Workers(own_redis, lambda: Path(tempfile.mkdtemp(prefix="worker-", dir=tmp_path)))
+    yield lambda dbs, **options: workers.start(*dbs, **options)
+    workers.stop_all()
 
 
 def results(server: RedisServer, dbs: tuple[int, int]) -> redis.Redis:
