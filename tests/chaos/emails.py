@@ -34,13 +34,6 @@ import httpx
 from tests.chaos.pacing import FaultedRun, Faults, Pacer, Submitters, chunk_sizes
 from tests.chaos.run import PORTS, Stack, kill_container, write
 
-#: Retry quickly in the chaos stack (MAX_COUNTDOWN there is 10 s, VISIBILITY_TIMEOUT 30 s).
-EMAIL_LIMITS = {
-    "EMAIL_RETRY_BACKOFF": "1",
-    "EMAIL_RETRY_BACKOFF_MAX": "5",
-    "EMAIL_MAX_RETRIES": "10",
-    "EMAIL_SEND_LEASE": "15",
-}
 BATCH = 100
 #: Counts the killed worker's e-mails caught between "lease taken" and "recorded sent".
 COUNT_SENDING = """
@@ -94,14 +87,10 @@ def mailbox() -> httpx.Client:
 
 
 def email_stack(workers: int) -> Stack:
-    """The chaos project with the e-mail limits, up, with `workers` e-mail workers."""
+    """The chaos project (with its e-mail limits) up, with `workers` e-mail workers."""
     stack = Stack(persistence=True)
-    stack.env.update(EMAIL_LIMITS)
     stack.up(workers=1)
-    stack.compose(
-        "up", "--detach", "--wait", "--no-build", "--no-recreate",
-        "--scale", f"email-worker={workers}", "email-worker",
-    )  # fmt: skip
+    stack.scale(workers, "email-worker", wait=True)
     return stack
 
 
@@ -180,12 +169,21 @@ def wait_for_mail(box: httpx.Client, count: int, stall: float) -> float:
 
 def run(
     emails: int = 1000, refuse: int = 100, stall: float = 150, keep: bool = False,
-    interval: float = 4.0,
+    interval: float = 4.0, stack: Stack | None = None,
 ) -> EmailReport:  # fmt: skip
-    """One run: refusals, a SIGKILL and a Redis restart while `emails` e-mails go out."""
+    """One run: refusals, a SIGKILL and a Redis restart while `emails` e-mails go out.
+
+    It brings up its own stack and removes it afterwards (unless `keep`), or runs on a
+    `stack` already up (left up, with Redis persistent and two e-mail workers).
+    """
     report = EmailReport(requested=emails, planned_faults=list(EMAIL_FAULTS))
     started = time.monotonic()
-    stack = email_stack(workers=2)
+    own = stack is None
+    if stack is None:
+        stack = email_stack(workers=2)
+    else:
+        stack.use_persistence(True)
+        stack.scale(2, "email-worker", wait=True)
     try:
         with mailbox() as box:
             box.delete("/api/messages")
@@ -214,7 +212,7 @@ def run(
                 report.drain_after_last_fault_seconds = round(last_mail - faults.last_fault, 1)
             _tally(report, box)
     finally:
-        if not keep:
+        if own and not keep:
             stack.down()
     report.seconds = round(time.monotonic() - started, 1)
     write("chaos-email", asdict(report))

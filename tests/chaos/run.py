@@ -46,17 +46,25 @@ PROJECT = "conveyor-chaos"
 CHAOS_DIR = Path(__file__).resolve().parent
 REPORT_DIR = ROOT / ".build" / "chaos"
 PORTS = {"PRODUCER_PORT": "28000", "FLOWER_PORT": "25555", "MAILBOX_PORT": "28025"}
-#: Limits that bring a SIGKILLed worker's tasks back in about half a minute
+#: Limits that bring a SIGKILLed worker's tasks back in about 20 s
 #: (MAX_COUNTDOWN + TASK_TIME_LIMIT < VISIBILITY_TIMEOUT still holds).
 LIMITS = {
-    "VISIBILITY_TIMEOUT": "30",
+    "VISIBILITY_TIMEOUT": "20",
     "TASK_TIME_LIMIT": "10",
     "TASK_SOFT_TIME_LIMIT": "8",
-    "MAX_COUNTDOWN": "10",
+    "MAX_COUNTDOWN": "5",
     "RESTORE_INTERVAL": "5",
     "RECONCILE_INTERVAL": "5",
     "RECONCILE_GRACE": "10",
     "WORKER_STOP_GRACE_PERIOD": "20s",
+}
+#: E-mail retries come quickly (the backoff is also held to MAX_COUNTDOWN), and a killed
+#: e-mail worker's send lease runs out soon (tests/chaos/emails.py).
+EMAIL_LIMITS = {
+    "EMAIL_RETRY_BACKOFF": "1",
+    "EMAIL_RETRY_BACKOFF_MAX": "5",
+    "EMAIL_MAX_RETRIES": "10",
+    "EMAIL_SEND_LEASE": "15",
 }
 TALLY_EXECUTED = "conveyor:tally:executed"
 TALLY_RUNS = "conveyor:tally:runs"
@@ -92,19 +100,35 @@ class Report(FaultedRun):
 class Stack:
     """The chaos compose project, driven with `make` and `docker compose`."""
 
-    def __init__(self, persistence: bool) -> None:
-        files = ["docker-compose.yml", str(CHAOS_DIR / "compose.chaos.yml")]
-        if not persistence:
-            files.append(str(CHAOS_DIR / "compose.no-persistence.yml"))
+    def __init__(self, persistence: bool = True) -> None:
+        self.persistence = persistence
         self.env = {
             **os.environ,
             # The base images `make up` chose (air-gapped stand-ins when no registry).
             **read_env_file(ROOT / ".build" / "bases.env"),
             **PORTS,
             **LIMITS,
+            **EMAIL_LIMITS,
             "COMPOSE_PROJECT_NAME": PROJECT,
-            "COMPOSE_FILE": os.pathsep.join(files),
+            "COMPOSE_FILE": self._files(),
         }
+
+    def _files(self) -> str:
+        files = ["docker-compose.yml", str(CHAOS_DIR / "compose.chaos.yml")]
+        if not self.persistence:
+            files.append(str(CHAOS_DIR / "compose.no-persistence.yml"))
+        return os.pathsep.join(files)
+
+    def use_persistence(self, persistence: bool) -> None:
+        """Run the running stack's Redis with or without its append-only file.
+
+        Only Redis is recreated (the others reconnect, as after a restart), so the runs of
+        one test module share a stack instead of paying for `make up` each.
+        """
+        if persistence != self.persistence:
+            self.persistence = persistence
+            self.env["COMPOSE_FILE"] = self._files()
+            self.compose("up", "--detach", "--wait", "--no-deps", "--no-build", "redis")
 
     def run(self, *command: str, check: bool = True, timeout: float = 540) -> str:
         """Run a command in the project folder with the chaos environment."""
@@ -131,10 +155,13 @@ class Stack:
         self.run("make", "up")
         self.scale(workers)
 
-    def scale(self, workers: int) -> None:
-        """Run exactly `workers` worker containers."""
-        scale = f"worker={workers}"
-        self.compose("up", "--detach", "--no-build", "--no-recreate", "--scale", scale, "worker")
+    def scale(self, workers: int, service: str = "worker", *, wait: bool = False) -> None:
+        """Run exactly `workers` containers of `service` (`wait`: until they are healthy)."""
+        scale = f"{service}={workers}"
+        options = ["--wait"] if wait else []
+        self.compose(
+            "up", "--detach", *options, "--no-build", "--no-recreate", "--scale", scale, service
+        )
 
     def worker_ids(self) -> list[str]:
         """Ids of the running worker containers."""
@@ -256,15 +283,26 @@ def run(
     delay: float = 0.0,
     stall: float = 120,
     keep: bool = False,
+    stack: Stack | None = None,
 ) -> Report:
-    """One chaos run; returns its report (also printed and written as JSON)."""
+    """One chaos run; returns its report (also printed and written as JSON).
+
+    It brings up its own stack and removes it afterwards (unless `keep`), or runs on a
+    `stack` already up (left up, Redis switched to `persistence`, `workers` workers).
+    """
     report = Report(tasks_requested=tasks, persistence=persistence)
     report.planned_faults = fault_plan(kills)
-    stack = Stack(persistence)
     started = time.monotonic()
-    stack.up(workers)
+    own = stack is None
+    if stack is None:
+        stack = Stack(persistence)
+        stack.up(workers)
+    else:
+        stack.use_persistence(persistence)
+        stack.scale(workers)
     try:
         tally = stack.tally()
+        tally.flushdb()  # counts of an earlier run on the same stack
         pacer = Pacer(tasks, len(report.planned_faults), interval)
         sizes = chunk_sizes(tasks, random.Random(11))
         submitters = Submitters(stack.api, post_tally(delay), sizes, pacer)
@@ -289,7 +327,7 @@ def run(
             report.drain_after_last_fault_seconds = round(last_progress - faults.last_fault, 1)
         report.total_seconds = round(time.monotonic() - started, 1)
     finally:
-        if not keep:
+        if own and not keep:
             stack.down()
     write("chaos" if persistence else "chaos-no-persistence", asdict(report))
     return report
