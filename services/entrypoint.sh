@@ -44,14 +44,8 @@ case "$role" in
     ;;
   worker)
     preflight worker
-    # %h is the container's hostname, so every replica gets its own node name.
-    exec celery --app conveyor_worker.main worker \
-      --loglevel "${LOG_LEVEL:-INFO}" \
-      --hostname "${WORKER_NAME:-worker}@%h" \
-      --queues "${WORKER_QUEUES:-default}" \
-      --pool "${WORKER_POOL:-prefork}" \
-      --concurrency "${WORKER_CONCURRENCY:-2}" \
-      "$@"
+    # Node name, queues, pool, concurrency and log level come from the settings.
+    exec python -m conveyor_worker "$@"
     ;;
   flower)
     warn_if_exposed flower

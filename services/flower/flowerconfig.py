@@ -16,6 +16,8 @@ _settings = FlowerSettings()
 # `basic_auth:`); /healthcheck stays open for the container's health probe.
 _Metrics.get = _authenticated(_Metrics.get)
 
+# Tornado's option, applied to the root logger: Flower's and Celery's lines (LOG_LEVEL).
+logging = _settings.log_level.lower()
 address = "0.0.0.0"  # noqa: S104  # inside the container; compose publishes it on 127.0.0.1
 port = 5555
 basic_auth = [f"{_settings.flower_user}:{_settings.flower_password.get_secret_value()}"]

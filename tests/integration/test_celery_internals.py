@@ -73,12 +73,12 @@ def rescued(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
     )
     raw = client(own_redis, MAIN[0]).rpop("default")
     assert raw
-    original = rescue.RESCUE_DIR
-    rescue.RESCUE_DIR = folder
+    original = rescue.rescue_dir
+    rescue.rescue_dir = lambda: folder  # only for this dump
     try:
         rescue.dump_messages([json.loads(raw)])  # type: ignore[arg-type]
     finally:
-        rescue.RESCUE_DIR = original
+        rescue.rescue_dir = original
     return folder, task_id
 
 

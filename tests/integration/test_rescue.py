@@ -35,7 +35,7 @@ def a_dumped_message(settings: Settings, task_id: str) -> dict[str, object]:
 def test_dump_is_json_and_a_bad_file_is_kept_aside(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
-    monkeypatch.setattr(rescue, "RESCUE_DIR", tmp_path)
+    monkeypatch.setattr(rescue, "rescue_dir", lambda: tmp_path)
     path = Path(rescue.dump_messages([{"body": "e30=", "headers": {"id": "x"}}]))
     assert path.parent == tmp_path
     assert json.loads(path.read_text()) == [{"body": "e30=", "headers": {"id": "x"}}]
@@ -50,7 +50,7 @@ def test_a_starting_worker_requeues_and_runs_rescued_messages(
 ) -> None:
     settings = settings_for(redis_server)
     task_id = str(uuid.uuid4())
-    monkeypatch.setattr(rescue, "RESCUE_DIR", tmp_path)
+    monkeypatch.setattr(rescue, "rescue_dir", lambda: tmp_path)
     dumped = Path(rescue.dump_messages([a_dumped_message(settings, task_id)]))
     assert redis.Redis.from_url(settings.broker_url).llen("default") == 0  # only in the file
 

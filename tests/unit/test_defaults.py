@@ -49,7 +49,7 @@ SHELL_FILES = [ROOT / "services" / "entrypoint.sh"]
 #: (file relative to the root, service or container or "*" for any, variable) that set
 #: a value other than the default on purpose.
 OVERRIDES = {
-    # The e-mail worker waits on SMTP: threads, many of them.
+    # The e-mail worker waits on SMTP: threads, many of them; its own queue and name.
     *(
         (path, "email-worker", name)
         for path in (
@@ -57,7 +57,7 @@ OVERRIDES = {
             "deploy/swarm/stack.yml",
             "deploy/k8s/base/email-worker.yaml",
         )
-        for name in ("WORKER_POOL", "WORKER_CONCURRENCY")
+        for name in ("WORKER_POOL", "WORKER_CONCURRENCY", "WORKER_NAME", "WORKER_QUEUES")
     ),
     # TLS and one Redis user per role: the TLS overlay, Swarm and Kubernetes.
     ("deploy/compose/tls.yml", "*", "REDIS_TLS"),

@@ -1,6 +1,7 @@
 """The one source of configuration: typed settings read from the environment.
 
-Every variable is documented in `.env.example`. Secrets are refused when empty or
+Every variable is documented in `.env.example`, except the few in INTERNAL_SETTINGS that
+the deployment files set themselves. Secrets are refused when empty or
 left at a placeholder value, unless `CONVEYOR_ENV=development`. A secret may also come
 from a file named after it (`redis_password`, ...) in CONVEYOR_SECRETS_DIR (default
 /run/secrets, where Docker Swarm and Kubernetes mount them); the environment wins.
@@ -9,7 +10,6 @@ from a file named after it (`redis_password`, ...) in CONVEYOR_SECRETS_DIR (defa
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
 from email.utils import parseaddr
 from functools import lru_cache
@@ -27,10 +27,40 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 MIN_SECRET_LENGTH = 16
 
+#: Settings `.env.example` leaves out, and why: the entrypoint or the deployment files
+#: (compose, Swarm, Kubernetes) set them for each service, and their defaults are right
+#: otherwise. tests/unit/test_defaults.py reads this list.
+INTERNAL_SETTINGS: dict[str, str] = {
+    "CONVEYOR_ROLE": "the entrypoint sets it to the role it starts",
+    "CONVEYOR_SECRETS_DIR": "where Swarm and Kubernetes mount secret files (compose passes "
+    "secrets as variables); only tests move it",
+    "REDIS_USERNAME": "each role's own Redis user, set per service by the TLS overlay, Swarm "
+    "and Kubernetes (deploy/redis/roles.acl)",
+    "REDIS_TLS_CA_FILE": "where the TLS overlay, Swarm and Kubernetes mount the CA certificate",
+    "WORKER_NAME": "each worker service names its own nodes (worker, email)",
+    "WORKER_QUEUES": "each worker service names the queues it consumes (default, email)",
+    "WORKER_RESCUE_DIR": "where each deployment mounts the worker-rescue volume",
+    "METRICS_PORT": "the container port of /metrics: compose's `expose`, the Kubernetes "
+    "Service and Prometheus's scrape configuration name 9100",
+}
+
+
+#: Log levels every role accepts in LOG_LEVEL (Celery's and gunicorn's names).
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SecretsLocation(BaseSettings):
+    """Where secret files are mounted: read before `Settings`, whose class needs it."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    #: Docker Swarm and Kubernetes mount secrets here; compose passes them as variables.
+    conveyor_secrets_dir: Path = Path("/run/secrets")
+
 
 def secrets_dir() -> str | None:
     """Where secret files are mounted, if that folder exists (pydantic-settings warns if not)."""
-    folder = Path(os.environ.get("CONVEYOR_SECRETS_DIR", "/run/secrets"))
+    folder = SecretsLocation().conveyor_secrets_dir
     return str(folder) if folder.is_dir() else None
 
 
@@ -56,6 +86,8 @@ class Settings(BaseSettings):
     )
     #: The role the entrypoint started (producer, worker, ...); empty when started otherwise.
     conveyor_role: str = ""
+    #: Level of the service's own log and its framework's (gunicorn, Celery, Flower).
+    log_level: LogLevel = "INFO"
     redis_host: str = "redis"
     redis_port: int = Field(6379, ge=1, le=65535)
     #: The Redis ACL user of this service (producer, worker, flower, reconciler); empty:
@@ -90,9 +122,16 @@ class Settings(BaseSettings):
     #: Seconds of soft shutdown after a cold shutdown starts (Celery 5.5+; 0 disables).
     worker_soft_shutdown_timeout: float = Field(30.0, ge=0)
     worker_prefetch_multiplier: int = Field(1, ge=1)
-    #: The worker's pool and its size (the entrypoint passes them to `celery worker`).
+    #: The worker's pool and its size (`python -m conveyor_worker` passes them to Celery).
     worker_pool: Literal["prefork", "threads", "gevent", "solo"] = "prefork"
     worker_concurrency: int = Field(2, ge=1, le=10_000)
+    #: The worker's node name before "@<container host name>" (Flower, `make inspect`).
+    worker_name: str = Field("worker", pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Comma-separated queues the worker consumes.
+    worker_queues: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")
+    #: Where a worker writes, as JSON, the messages it could not put back at shutdown
+    #: (a volume shared by the replicas), and reads them back at its next start.
+    worker_rescue_dir: Path = Path("/var/lib/conveyor/worker-rescue")
     #: Task events (received, started, succeeded...) for Flower; off only to measure them.
     worker_send_task_events: bool = True
     #: Publish a task-sent event per submission (Flower then lists tasks still waiting).
@@ -119,6 +158,12 @@ class Settings(BaseSettings):
     #: Deliveries of one task id (each ending with its worker process dead) before it is
     #: quarantined in the dead-letter store instead of crashing workers forever.
     max_deliveries: int = Field(5, ge=1, le=100)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_upper(cls, value: object) -> object:
+        # gunicorn and Python's logging write the level names in either case.
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("redis_password")
     @classmethod
@@ -230,6 +275,8 @@ class ProducerSettings(Settings):
     """Settings of the producer (HTTP API)."""
 
     conveyor_api_key: SecretStr
+    #: Gunicorn worker processes (about one per core).
+    producer_workers: int = Field(2, ge=1, le=64)
     #: Longest chain, group or chord the API accepts, in steps.
     max_workflow_steps: int = Field(1_000, ge=1, le=10_000)
     #: Most tasks in one batch request.

@@ -51,6 +51,7 @@ from conveyor_core.ledger_keys import (
     revoked_key,
     task_key,
 )
+from conveyor_core.logs import configure_logging
 from conveyor_core.messages import ids_of, message_ids, redis_texts
 from conveyor_core.settings import ReconcilerSettings
 from conveyor_reconciler.healthcheck import HEARTBEAT_FILE
@@ -250,10 +251,8 @@ class Reconciler:
 
 def main() -> int:
     """Run passes every RECONCILE_INTERVAL seconds until SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = ReconcilerSettings()
+    configure_logging(settings.log_level)
     reconciler = Reconciler(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

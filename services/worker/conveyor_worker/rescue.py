@@ -4,7 +4,7 @@ When a worker stops, kombu returns its unacknowledged messages to their queues. 
 does not answer at that moment, kombu's `QoS.restore_unacked_once` hands them to
 `emergency_dump_state`, which pickles them into a temporary file: in a container that
 is the /tmp tmpfs, gone with the container, and pickle besides. Here that function is
-replaced: the messages are written as JSON to `WORKER_RESCUE_DIR` (the `worker-rescue`
+replaced: the messages are written as JSON to WORKER_RESCUE_DIR (the `worker-rescue`
 volume, shared by the replicas), and a worker that starts puts them back on their queues
 (marked redelivered, as kombu's own restore does) before deleting the file.
 """
@@ -28,27 +28,35 @@ from conveyor_core.celery_internals import (
     replace_emergency_dump,
     restore_message,
 )
+from conveyor_core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-RESCUE_DIR = Path(os.environ.get("WORKER_RESCUE_DIR", "/var/lib/conveyor/worker-rescue"))
+
+def rescue_dir() -> Path:
+    """The folder of rescued messages (WORKER_RESCUE_DIR), read when first needed.
+
+    Not at import: the image's build-time import check runs without settings.
+    """
+    return get_settings().worker_rescue_dir
 
 
 def dump_messages(state: list[dict[str, Any]], *args: Any, **kwargs: Any) -> str:
-    """Write unrestored messages as JSON into RESCUE_DIR; returns the file's path.
+    """Write unrestored messages as JSON into the rescue folder; returns the file's path.
 
     Falls back to kombu's own dump when the directory cannot be written: a pickle in
     /tmp is still better than nothing.
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    path = RESCUE_DIR / f"{stamp}-{uuid.uuid4()}.json"
+    folder = rescue_dir()
+    path = folder / f"{stamp}-{uuid.uuid4()}.json"
     partial = path.with_suffix(".partial")
     try:
-        RESCUE_DIR.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         partial.write_text(json.dumps(state))
         os.replace(partial, path)  # a reader never sees half a file
     except (OSError, TypeError, ValueError) as exc:
-        logger.error("could not write %d message(s) to %s: %s", len(state), RESCUE_DIR, exc)
+        logger.error("could not write %d message(s) to %s: %s", len(state), folder, exc)
         return kombu_emergency_dump(state, *args, **kwargs)
     logger.error(
         "saved %d unrestored message(s) to %s; the next worker requeues them", len(state), path
@@ -57,7 +65,7 @@ def dump_messages(state: list[dict[str, Any]], *args: Any, **kwargs: Any) -> str
 
 
 def install() -> None:
-    """Make kombu's shutdown restore dump into RESCUE_DIR, as JSON.
+    """Make kombu's shutdown restore dump into the rescue folder, as JSON.
 
     Not reached with kombu 5.7's Redis transport (see
     `conveyor_core.celery_internals.replace_emergency_dump`); kept for a kombu that
@@ -78,10 +86,11 @@ def _claim(path: Path) -> Path | None:
 
 def requeue_rescued(app: Celery) -> int:
     """Put every rescued message back on its queue; returns how many were requeued."""
-    if not RESCUE_DIR.is_dir():
+    folder = rescue_dir()
+    if not folder.is_dir():
         return 0
     count = 0
-    for path in sorted(RESCUE_DIR.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         claimed = _claim(path)
         if claimed is None:
             continue
