@@ -283,3 +283,261 @@ def test_every_override_is_still_needed() -> None:
 def test_the_scan_finds_task_time_limit(source: str, where: str) -> None:
     """The scanner reads each kind of file (it would pass vacuously otherwise)."""
     assert any((f.source, f.where, f.name) == (source, where, "TASK_TIME_LIMIT") for f in FOUND)
+
+
+# ---- Names and reachability ---------------------------------------------------------
+# Every setting is documented in .env.example (or listed in INTERNAL_SETTINGS), every
+# variable there is read by something, and compose, Swarm and Kubernetes pass each role
+# the settings it acts on, and no variable that nothing reads.
+
+#: Deployments: the files of each, read together (compose with its TLS overlay, which
+#: `make up` adds when REDIS_TLS=true).
+DEPLOYMENTS = {
+    "compose": [ROOT / "docker-compose.yml", ROOT / "deploy" / "compose" / "tls.yml"],
+    "swarm": [ROOT / "deploy" / "swarm" / "stack.yml"],
+    "kubernetes": K8S_FILES,
+}
+#: The settings classes each role's process reads (compose, Swarm and Kubernetes use
+#: the same service names).
+ROLE_CLASSES: dict[str, tuple[type[BaseSettings], ...]] = {
+    "producer": (core.ProducerSettings, core.TemplateSettings),
+    "worker": (core.WorkerSettings,),
+    "email-worker": (core.WorkerSettings, core.TemplateSettings),
+    "reconciler": (core.ReconcilerSettings,),
+    "flower": (core.FlowerSettings,),
+}
+WORKERS = frozenset({"worker", "email-worker"})
+#: Settings of a shared class that only some roles act on: the others parse them (one
+#: class, one Celery configuration) but need not be given them.
+ACTED_ON_BY: dict[str, frozenset[str]] = {
+    **{
+        name: WORKERS
+        for name in (
+            "WORKER_POOL",
+            "WORKER_CONCURRENCY",
+            "WORKER_PREFETCH_MULTIPLIER",
+            "WORKER_SOFT_SHUTDOWN_TIMEOUT",
+            "WORKER_SEND_TASK_EVENTS",
+            "WORKER_EVENT_FLUSH_INTERVAL",
+            "WORKER_LOG_TASKS",
+            "RESTORE_INTERVAL",  # only workers sweep unacknowledged messages back
+        )
+    },
+    # The `tally` test task runs on the default queue.
+    "TALLY_REDIS_URL": frozenset({"worker"}),
+    # Prefork only: the e-mail worker runs threads.
+    "WORKER_MAX_TASKS_PER_CHILD": frozenset({"worker"}),
+    "WORKER_MAX_MEMORY_PER_CHILD": frozenset({"worker"}),
+    # Only the e-mail worker consumes the email queue (the CPU worker gets no SMTP
+    # password); every worker parses them, so a misconfigured one fails at start.
+    **{
+        name: frozenset({"email-worker"})
+        for name in FIELDS
+        if name.startswith(("SMTP_", "EMAIL_")) and name != "EMAIL_TEMPLATES_DIR"
+    },
+}
+#: (deployment, setting) left out on purpose, with the reason.
+NOT_PASSED = {
+    # The test stacks (integration, chaos) set them; `make audit` refuses them.
+    **{(d, "CONVEYOR_TEST_TASKS"): "test stacks only" for d in DEPLOYMENTS},
+    # Compose passes it (empty) so that the chaos overlay's value is the only one.
+    **{(d, "TALLY_REDIS_URL"): "test stacks only" for d in ("swarm", "kubernetes")},
+    ("swarm", "REDIS_PORT"): "the stack's own Redis, always redis:6379 (TLS)",
+}
+#: The mailbox is being reworked on its own branch: its MAILBOX_* settings join the
+#: .env.example and reachability checks there (the unknown-variable check covers it).
+PENDING_CLASSES: tuple[type[BaseSettings], ...] = (MailboxSettings,)
+#: Variables of Redis's start script whose names it builds: REDIS_<ROLE>_PASSWORD.
+REDIS_ROLE_PASSWORD = re.compile(r"^REDIS_[A-Z]+_PASSWORD$")
+#: What reads the variables a service is given beside its settings classes.
+READERS = {
+    "redis": [ROOT / "deploy" / "redis" / "start-redis.sh"],
+    "mailbox": [ROOT / "services" / "entrypoint.sh"],
+    **{role: [ROOT / "services" / "entrypoint.sh"] for role in ROLE_CLASSES},
+}
+#: Where a variable of .env.example that no setting reads may be used instead.
+ENV_USERS = [
+    *(path for paths in DEPLOYMENTS.values() for path in paths if path.suffix == ".yml"),
+    *sorted((ROOT / "deploy" / "compose").glob("*.yml")),
+    ROOT / "Makefile",
+    *sorted((ROOT / "deploy" / "scripts").glob("*.sh")),
+]
+#: Variables read in services/ with os.environ or os.getenv rather than through the
+#: settings, and why each is not a setting.
+READ_BESIDE_SETTINGS = {
+    "WORKER_HEARTBEAT_FILE": "the worker's healthcheck runs every 5 s and must not import "
+    "pydantic; the integration tests move the file",
+    "WORKER_HEARTBEAT_MAX_AGE": "the same healthcheck's bound, three beats of 5 s",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client's own variable, set by gunicorn_conf",
+    "PRODUCER_PORT": "the CLI's: the host port of the API, a client-side setting",
+    "CONVEYOR_API_URL": "the CLI's: where the API is, a client-side setting",
+    "CONVEYOR_API_KEY": "the CLI's: the key it sends (the producer reads it as a setting)",
+}
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables one settings class reads."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        names.add(alias if isinstance(alias, str) else f"{prefix}{name}".upper())
+    return names
+
+
+def role_fields(role: str) -> set[str]:
+    """Every setting the classes of a role read."""
+    return set().union(*(env_names(cls) for cls in ROLE_CLASSES[role]))
+
+
+def acted_on(role: str) -> set[str]:
+    """The settings a role acts on: the deployments must pass these."""
+    return {name for name in role_fields(role) if role in ACTED_ON_BY.get(name, {role})}
+
+
+ALL_CLASSES: tuple[type[BaseSettings], ...] = (*SETTINGS_CLASSES, core.SecretsLocation)
+DOCUMENTED_CLASSES = [cls for cls in ALL_CLASSES if cls not in PENDING_CLASSES]
+
+
+def compose_passed(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """Per service: the variables the compose or stack files give it (env and secrets)."""
+    passed: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        document = yaml.safe_load(path.read_text())
+        for name, service in (document.get("services") or {}).items():
+            into = passed.setdefault(name, {})
+            into.update(environment(service or {}))
+            # Swarm secrets mounted in /run/secrets under a setting's name.
+            for secret in (service or {}).get("secrets", []):
+                target = secret["target"] if isinstance(secret, dict) else secret
+                into.setdefault(f"file:{target}", None)
+    return passed
+
+
+def k8s_passed(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """Per container: env entries, its ConfigMaps' keys and its secret files."""
+    documents = [doc for path in paths for doc in k8s_documents(path)]
+    config_maps = {
+        doc["metadata"]["name"]: doc.get("data") or {}
+        for doc in documents
+        if doc.get("kind") == "ConfigMap"
+    }
+    passed: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        spec = document.get("spec", {}).get("template", {}).get("spec", {})
+        secret_items = {
+            volume["name"]: [item["path"] for item in volume["secret"].get("items", [])]
+            for volume in spec.get("volumes", [])
+            if "secret" in volume
+        }
+        for container in spec.get("containers", []):
+            into = passed.setdefault(container["name"], {})
+            for source in container.get("envFrom", []):
+                into.update(config_maps[source["configMapRef"]["name"]])
+            into.update({entry["name"]: entry.get("value") for entry in container.get("env", [])})
+            for mount in container.get("volumeMounts", []):
+                if mount["mountPath"] == "/run/secrets":
+                    into.update({f"file:{p}": None for p in secret_items[mount["name"]]})
+    return passed
+
+
+def passed_by(deployment: str) -> dict[str, set[str]]:
+    """Per service of a deployment: the settings it is given (as variables or files)."""
+    paths = DEPLOYMENTS[deployment]
+    raw = k8s_passed(paths) if deployment == "kubernetes" else compose_passed(paths)
+    return {
+        service: {name.removeprefix("file:").upper() for name in names}
+        for service, names in raw.items()
+    }
+
+
+def variables_given(deployment: str) -> dict[str, set[str]]:
+    """Per service: the environment variables (not secret files) it is given."""
+    paths = DEPLOYMENTS[deployment]
+    raw = k8s_passed(paths) if deployment == "kubernetes" else compose_passed(paths)
+    return {
+        service: {name for name in names if not name.startswith("file:")}
+        for service, names in raw.items()
+    }
+
+
+def test_every_setting_is_documented_or_internal() -> None:
+    documented = set(read_env_file(ENV_EXAMPLE))
+    names = set().union(*(env_names(cls) for cls in DOCUMENTED_CLASSES))
+    missing = sorted(names - documented - set(core.INTERNAL_SETTINGS))
+    assert not missing, f"settings missing from .env.example (or from INTERNAL_SETTINGS): {missing}"
+    both = sorted(documented & set(core.INTERNAL_SETTINGS))
+    assert not both, f"internal settings that .env.example documents anyway: {both}"
+    unknown = sorted(set(core.INTERNAL_SETTINGS) - names)
+    assert not unknown, f"INTERNAL_SETTINGS names no setting: {unknown}"
+
+
+def test_every_variable_of_env_example_is_read() -> None:
+    """A variable no setting reads must be used by compose, Make or a deploy script."""
+    fields = set().union(*(env_names(cls) for cls in ALL_CLASSES))
+    texts = "\n".join(path.read_text() for path in ENV_USERS)
+    unread = [
+        name
+        for name in read_env_file(ENV_EXAMPLE)
+        if name not in fields and not re.search(rf"\b{name}\b", texts)
+    ]
+    assert not unread, f".env.example variables that nothing reads: {unread}"
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_each_role_is_given_the_settings_it_acts_on(deployment: str) -> None:
+    passed = passed_by(deployment)
+    missing = []
+    for role in ROLE_CLASSES:
+        assert role in passed, f"{deployment} has no {role} service"
+        for name in sorted(acted_on(role) - passed[role]):
+            if name not in core.INTERNAL_SETTINGS and (deployment, name) not in NOT_PASSED:
+                missing.append(f"{role}: {name}")
+    assert not missing, f"settings {deployment} does not pass to the role that reads them:\n" + (
+        "\n".join(missing)
+    )
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_no_service_is_given_a_variable_nothing_reads(deployment: str) -> None:
+    """A variable given to a service is a setting of its role or read by its start script."""
+    unknown = []
+    for service, names in variables_given(deployment).items():
+        known = role_fields(service) if service in ROLE_CLASSES else set()
+        if service == "mailbox":
+            known = env_names(MailboxSettings)
+        scripts = "\n".join(path.read_text() for path in READERS.get(service, []))
+        unknown += [
+            f"{service}: {name}"
+            for name in sorted(names - known)
+            if not re.search(rf"\b{name}\b", scripts)
+            and not (service == "redis" and REDIS_ROLE_PASSWORD.match(name))
+        ]
+    assert not unknown, f"variables {deployment} passes that nothing reads:\n" + "\n".join(unknown)
+
+
+def test_the_exceptions_are_still_needed() -> None:
+    """An entry of NOT_PASSED for a setting the deployment now passes is stale."""
+    stale = [
+        key for key in NOT_PASSED if any(key[1] in names for names in passed_by(key[0]).values())
+    ]
+    assert not stale, f"stale NOT_PASSED entries: {stale}"
+
+
+#: `os.environ.get("NAME"`, `os.environ["NAME"]`, `os.getenv("NAME"`, `setdefault("NAME"`.
+ENVIRON_READ = re.compile(
+    r"""(?:environ\.get|environ\[|getenv|environ\.setdefault)\(?\s*["'](\w+)"""
+)
+
+
+def test_services_read_variables_through_the_settings() -> None:
+    """Configuration is read through the settings classes, not os.environ beside them."""
+    read = {
+        (match.group(1), str(path.relative_to(ROOT)))
+        for path in (ROOT / "services").rglob("*.py")
+        for match in ENVIRON_READ.finditer(path.read_text())
+    }
+    beside = sorted(f"{name} ({where})" for name, where in read if name not in READ_BESIDE_SETTINGS)
+    assert not beside, f"variables read beside the settings: {beside}"
+    stale = set(READ_BESIDE_SETTINGS) - {name for name, _ in read}
+    assert not stale, f"READ_BESIDE_SETTINGS names a variable nothing reads: {sorted(stale)}"
