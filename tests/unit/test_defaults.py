@@ -541,3 +541,40 @@ def test_services_read_variables_through_the_settings() -> None:
     assert not beside, f"variables read beside the settings: {beside}"
     stale = set(READ_BESIDE_SETTINGS) - {name for name, _ in read}
     assert not stale, f"READ_BESIDE_SETTINGS names a variable nothing reads: {sorted(stale)}"
+
+
+#: (deployment, service or "*", setting) that compose or Swarm set to a value of their
+#: own, not from .env, on purpose.
+NOT_FROM_ENV = {
+    # The e-mail worker: threads, EMAIL_WORKER_CONCURRENCY of them.
+    *(
+        (d, "email-worker", n)
+        for d in ("compose", "swarm")
+        for n in ("WORKER_POOL", "WORKER_CONCURRENCY")
+    ),
+    # TLS on with the overlay and in Swarm; each role's own password there.
+    ("compose", "*", "REDIS_TLS"),
+    ("compose", "*", "REDIS_PASSWORD"),
+    ("swarm", "*", "REDIS_TLS"),
+    # The stack's own Redis.
+    ("swarm", "*", "REDIS_HOST"),
+}
+
+
+@pytest.mark.parametrize("deployment", ["compose", "swarm"])
+def test_documented_settings_come_from_env(deployment: str) -> None:
+    """A setting .env.example documents reaches a service as `${NAME...}`, not a literal."""
+    documented = set(read_env_file(ENV_EXAMPLE)) & set(FIELDS)
+    fixed = []
+    for service, env in compose_passed(DEPLOYMENTS[deployment]).items():
+        for name, raw in env.items():
+            if name not in documented or raw is None:
+                continue
+            if re.search(rf"\$\{{{name}\b", str(raw)):
+                continue
+            if {(deployment, service, name), (deployment, "*", name)} & NOT_FROM_ENV:
+                continue
+            fixed.append(f"{service}: {name}={raw!r}")
+    assert not fixed, f"{deployment} sets documented settings that .env cannot change:\n" + (
+        "\n".join(fixed)
+    )
