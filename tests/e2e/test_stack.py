@@ -323,6 +323,20 @@ def test_redis_audit_counts_keys_by_kind(stack: Stack) -> None:
     assert re.search(r"^\d+ key\(s\)$", out, re.MULTILINE), out
 
 
+def test_make_kill_spares_redis(stack: Stack) -> None:
+    """`make kill` SIGKILLs every service but Redis, which keeps running with its data.
+
+    Mutation seen failing: the old recipe, `$(DC) kill --signal SIGKILL` (Redis exited).
+    """
+    make("kill")
+    states = {c["Service"]: c for c in containers()}
+    assert states["redis"]["State"] == "running"
+    killed = {name: c["State"] for name, c in states.items() if name != "redis"}
+    assert killed and set(killed.values()) == {"exited"}, killed
+    assert states["worker"]["ExitCode"] == 137  # SIGKILL, not a warm shutdown
+    make("up")
+
+
 def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
     task_id = submit(stack, "/api/v1/tasks", {"task": "sleep", "args": [4]})
     wait_until_started(stack.api, task_id)
