@@ -27,7 +27,13 @@ spec.loader.exec_module(policy)
 def config() -> dict[str, Any]:
     if not shutil.which("docker"):
         pytest.fail("this test renders docker-compose.yml: it needs Docker's compose plugin")
-    env = {**os.environ, "REDIS_PASSWORD": "x", "CONVEYOR_API_KEY": "x", "FLOWER_PASSWORD": "x"}
+    env = {
+        **os.environ,
+        **dict.fromkeys(("REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD"), "x"),
+        "MAILBOX_PASSWORD": "x",
+        # As `make audit` renders it: the development mailbox's profile too.
+        "COMPOSE_PROFILES": "mailbox",
+    }
     for name in ("CONVEYOR_BIND_ADDRESS", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME"):
         env.pop(name, None)
     done = subprocess.run(
@@ -72,6 +78,17 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
             "worker",
             lambda s: s["environment"].update(CONVEYOR_TEST_TASKS="true"),
             "worker: sets CONVEYOR_TEST_TASKS",
+        ),
+        ("mailbox", lambda s: s.pop("profiles"), "mailbox: development only, yet in no profile"),
+        (
+            "mailbox",
+            lambda s: s["environment"].pop("MAILBOX_PASSWORD"),
+            "mailbox: no MAILBOX_PASSWORD",
+        ),
+        (
+            "mailbox",
+            lambda s: s["environment"].update(MAILBOX_FAULTS="true"),
+            "mailbox: sets MAILBOX_FAULTS",
         ),
         ("redis", lambda s: s.update(command=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.update(entrypoint=["redis-server"]), "redis: the start script is"),
