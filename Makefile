@@ -50,10 +50,13 @@ ifeq ($(origin SMTP_HOST),undefined)
 SMTP_HOST := $(shell $(ENV_GET) SMTP_HOST .env 2>/dev/null)
 endif
 MAILBOX_ON := $(if $(filter mailbox,$(or $(SMTP_HOST),mailbox)),true)
+# Other profiles given in COMPOSE_PROFILES stay; `mailbox` is this rule's alone (a make
+# run from another one, e.g. by the tests, must not inherit it).
 comma := ,
-ifeq ($(MAILBOX_ON),true)
-export COMPOSE_PROFILES := $(if $(COMPOSE_PROFILES),$(COMPOSE_PROFILES)$(comma))mailbox
-endif
+empty :=
+space := $(empty) $(empty)
+OTHER_PROFILES := $(filter-out mailbox,$(subst $(comma),$(space),$(COMPOSE_PROFILES)))
+export COMPOSE_PROFILES := $(subst $(space),$(comma),$(strip $(OTHER_PROFILES) $(if $(MAILBOX_ON),mailbox)))
 
 # Base images chosen by `make bases` (public, or built from Debian when air-gapped);
 # expanded when a recipe runs, so it sees a file made earlier in the same run.
@@ -75,7 +78,7 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: up
-up: docker-check env $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
+up: docker-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
 	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
 		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
 	@# Compose keeps a container of a service whose profile is off: remove a mailbox
@@ -83,6 +86,17 @@ up: docker-check env $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and
 	$(if $(MAILBOX_ON)$(UP_SERVICES),,$(DC_ALL) rm --stop --force mailbox)
 	$(DC) up --detach --wait $(if $(UP_SERVICES),$(UP_SERVICES),--remove-orphans)
 	@if [[ "$(ROLE)" != worker ]]; then $(MAKE) urls; fi
+
+# Before the build, what the e-mail worker's start-up check would refuse later (the rule
+# is WorkerSettings.email_problems'): production e-mail going to the development mailbox.
+.PHONY: mail-check
+mail-check:
+	@. deploy/scripts/env-file.sh; env_file_export .env 2>/dev/null || true; \
+	if [[ "$(MAILBOX_ON)" == true && "$${CONVEYOR_ENV:-production}" == production ]]; then \
+		echo "CONVEYOR_ENV is production and SMTP_HOST is mailbox, the development sink that" \
+			"delivers nothing: set SMTP_HOST (and SMTP_PORT, SMTP_SECURITY, SMTP_USER," \
+			"SMTP_PASSWORD) to your SMTP server, or CONVEYOR_ENV=development (docs/email.md)" >&2; \
+		exit 2; fi
 
 .PHONY: down
 down: docker-check ## Stop and remove the containers (keeps volumes: queued tasks survive)

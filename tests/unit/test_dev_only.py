@@ -74,3 +74,26 @@ def test_swarm_up_goes_on_with_a_real_smtp_server(tmp_path: Path) -> None:
     done = swarm_up(tmp_path, "smtp.example.com")
     assert "SMTP_HOST is mailbox" not in done.stderr
     assert "docker: command not found" in done.stderr
+
+
+def mail_check(**env: str) -> subprocess.CompletedProcess[str]:
+    """`make mail-check` (what `make up` runs before building) with `env`."""
+    # COMPOSE set: the Makefile then does not look for Docker's compose plugin.
+    return subprocess.run(
+        ["make", "--no-print-directory", "mail-check"],
+        cwd=ROOT,
+        env={**os.environ, "COMPOSE": "none", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_make_up_stops_before_building_a_production_stack_that_mails_the_mailbox() -> None:
+    refused = mail_check(CONVEYOR_ENV="production", SMTP_HOST="mailbox")
+    assert refused.returncode == 2
+    assert "CONVEYOR_ENV is production and SMTP_HOST is mailbox" in refused.stderr
+    assert "set SMTP_HOST" in refused.stderr
+    assert mail_check(CONVEYOR_ENV="development", SMTP_HOST="mailbox").returncode == 0
+    assert mail_check(CONVEYOR_ENV="production", SMTP_HOST="smtp.example.com").returncode == 0
