@@ -293,7 +293,7 @@ email-rate: venv docker-check .env images ## E-mails per second through one e-ma
 
 ##@ Benchmark
 .PHONY: bench
-bench: venv docker-check env images bench-image ## Benchmark against stock Celery, Dramatiq and the Redis ceiling; writes bench/results/ (docs/performance.md)
+bench: venv docker-check env mail-check images bench-image ## Benchmark against stock Celery, Dramatiq and the Redis ceiling; writes bench/results/ (docs/performance.md)
 	PYTHONPATH=bench $(VENV)/bin/python -m conveyor_bench $(BENCH_ARGS)
 
 .PHONY: bench-quick
