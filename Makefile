@@ -237,8 +237,9 @@ k8s-secrets: env certs ## Print the Secrets for Kubernetes from .env and certs/:
 .PHONY: build
 build: docker-check images ## Build the images (air-gapped bases from Debian when no registry answers)
 
+# env first: compose needs every generated secret, one added since .env was made too.
 .PHONY: images
-images: bases $(WHEELS)/.complete
+images: env bases $(WHEELS)/.complete
 	$(DC) build
 
 .PHONY: bases
