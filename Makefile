@@ -43,9 +43,26 @@ endif
 ROLE ?= all
 UP_SERVICES = $(if $(filter worker,$(ROLE)),--no-deps worker email-worker)
 
+# The development mailbox (an SMTP sink) runs only while the e-mail goes to it: its
+# compose profile is on when SMTP_HOST (the environment, else .env, else the settings'
+# default) is `mailbox`. With SMTP_HOST pointed at a real server it never starts.
+ifeq ($(origin SMTP_HOST),undefined)
+SMTP_HOST := $(shell $(ENV_GET) SMTP_HOST .env 2>/dev/null)
+endif
+MAILBOX_ON := $(if $(filter mailbox,$(or $(SMTP_HOST),mailbox)),true)
+# Other profiles given in COMPOSE_PROFILES stay; `mailbox` is this rule's alone (a make
+# run from another one, e.g. by the tests, must not inherit it).
+comma := ,
+empty :=
+space := $(empty) $(empty)
+OTHER_PROFILES := $(filter-out mailbox,$(subst $(comma),$(space),$(COMPOSE_PROFILES)))
+export COMPOSE_PROFILES := $(subst $(space),$(comma),$(strip $(OTHER_PROFILES) $(if $(MAILBOX_ON),mailbox)))
+
 # Base images chosen by `make bases` (public, or built from Debian when air-gapped);
 # expanded when a recipe runs, so it sees a file made earlier in the same run.
 DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
+# Stopping and removing covers the mailbox whatever SMTP_HOST says now.
+DC_ALL = $(DC) --profile mailbox
 # Celery commands (inspect, purge) run in the producer container: it has the app and
 # the broker credentials, and is there even when the workers are scaled to zero.
 CELERY = $(DC) exec -T producer celery --app conveyor_core.celery_app
@@ -61,25 +78,39 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: up
-up: docker-check env $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
+up: docker-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
 	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
 		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
+	@# Compose keeps a container of a service whose profile is off: remove a mailbox
+	@# left from before SMTP_HOST pointed elsewhere.
+	$(if $(MAILBOX_ON)$(UP_SERVICES),,$(DC_ALL) rm --stop --force mailbox)
 	$(DC) up --detach --wait $(if $(UP_SERVICES),$(UP_SERVICES),--remove-orphans)
 	@if [[ "$(ROLE)" != worker ]]; then $(MAKE) urls; fi
 
+# Before the build, what the e-mail worker's start-up check would refuse later (the rule
+# is WorkerSettings.email_problems'): production e-mail going to the development mailbox.
+.PHONY: mail-check
+mail-check:
+	@. deploy/scripts/env-file.sh; env_file_export .env 2>/dev/null || true; \
+	if [[ "$(MAILBOX_ON)" == true && "$${CONVEYOR_ENV:-production}" == production ]]; then \
+		echo "CONVEYOR_ENV is production and SMTP_HOST is mailbox, the development sink that" \
+			"delivers nothing: set SMTP_HOST (and SMTP_PORT, SMTP_SECURITY, SMTP_USER," \
+			"SMTP_PASSWORD) to your SMTP server, or CONVEYOR_ENV=development (docs/email.md)" >&2; \
+		exit 2; fi
+
 .PHONY: down
 down: docker-check ## Stop and remove the containers (keeps volumes: queued tasks survive)
-	$(DC) down --remove-orphans
+	$(DC_ALL) down --remove-orphans
 
 .PHONY: stop
 stop: docker-check ## Stop gracefully: SIGTERM, workers finish running tasks first
-	$(DC) stop
+	$(DC_ALL) stop
 
 # Redis is left running: a SIGKILLed Redis loses its last second of writes, the one loss
 # docs/reliability.md says nothing covers. `make stop` stops it gracefully.
 .PHONY: kill
 kill: docker-check ## SIGKILL every service but Redis (unfinished tasks run again after VISIBILITY_TIMEOUT, 10 min)
-	$(DC) kill --signal SIGKILL $$($(DC) config --services | grep -vx redis)
+	$(DC_ALL) kill --signal SIGKILL $$($(DC_ALL) config --services | grep -vx redis)
 
 .PHONY: restart
 restart: docker-check .env ## Graceful stop, then start again and wait (SERVICE=redis for one)
@@ -101,13 +132,15 @@ logs: docker-check ## Follow logs (SERVICE=worker for one service)
 	$(DC) logs --follow --tail=200 $(SERVICE)
 
 .PHONY: urls
-urls: ## Print where the API, its docs, Flower and the mailbox are
+urls: ## Print where the API, its docs, Flower and the mailbox (while SMTP_HOST=mailbox) are
 	@. deploy/scripts/env-file.sh; env_file_export .env || true; \
 	host=$${CONVEYOR_BIND_ADDRESS:-127.0.0.1}; \
 	echo "API:      http://$$host:$${PRODUCER_PORT:-8000}/api/v1  (Bearer CONVEYOR_API_KEY from .env)"; \
 	echo "API docs: http://$$host:$${PRODUCER_PORT:-8000}/docs"; \
 	echo "Flower:   http://$$host:$${FLOWER_PORT:-5555}  (user $${FLOWER_USER:-admin}, FLOWER_PASSWORD in .env)"; \
-	echo "Mailbox:  http://$$host:$${MAILBOX_PORT:-8025}"
+	if [[ "$(MAILBOX_ON)" == true ]]; then \
+		echo "Mailbox:  http://$$host:$${MAILBOX_PORT:-8025}  (user $${MAILBOX_USER:-admin}, MAILBOX_PASSWORD in .env)"; \
+	else echo "E-mail:   sent to $(SMTP_HOST) (no development mailbox)"; fi
 
 .PHONY: flower
 flower: ## Print Flower's URL and user (the password is FLOWER_PASSWORD in .env)
@@ -206,8 +239,9 @@ k8s-secrets: env certs ## Print the Secrets for Kubernetes from .env and certs/:
 .PHONY: build
 build: docker-check images ## Build the images (air-gapped bases from Debian when no registry answers)
 
+# env first: compose needs every generated secret, one added since .env was made too.
 .PHONY: images
-images: bases $(WHEELS)/.complete
+images: env bases $(WHEELS)/.complete
 	$(DC) build
 
 .PHONY: bases
@@ -262,7 +296,7 @@ email-rate: venv docker-check .env images ## E-mails per second through one e-ma
 
 ##@ Benchmark
 .PHONY: bench
-bench: venv docker-check env images bench-image ## Benchmark against stock Celery, Dramatiq and the Redis ceiling; writes bench/results/ (docs/performance.md)
+bench: venv docker-check env mail-check images bench-image ## Benchmark against stock Celery, Dramatiq and the Redis ceiling; writes bench/results/ (docs/performance.md)
 	PYTHONPATH=bench $(VENV)/bin/python -m conveyor_bench $(BENCH_ARGS)
 
 .PHONY: bench-quick
@@ -298,7 +332,9 @@ SHELL_SCRIPTS = services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.
 DOCKERFILES = services/Dockerfile deploy/base-images/redis.Dockerfile deploy/redis/Dockerfile bench/Dockerfile
 # Placeholder secrets: enough for compose to render the configuration.
 RENDER_ENV = REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x REDIS_PRODUCER_PASSWORD=x \
-	REDIS_WORKER_PASSWORD=x REDIS_RECONCILER_PASSWORD=x REDIS_FLOWER_PASSWORD=x
+	REDIS_WORKER_PASSWORD=x REDIS_RECONCILER_PASSWORD=x REDIS_FLOWER_PASSWORD=x MAILBOX_PASSWORD=x
+# Checks render every service, the mailbox's profile too.
+RENDER = env -u COMPOSE_FILE $(RENDER_ENV) COMPOSE_PROFILES=mailbox $(COMPOSE)
 
 .PHONY: lint
 lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
@@ -308,23 +344,22 @@ lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
 	shellcheck $(SHELL_SCRIPTS)
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 	$(VENV)/bin/yamllint -s docker-compose.yml bench/compose.bench.yml deploy/compose deploy/swarm
-	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) config --quiet
-	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) -f docker-compose.yml -f deploy/compose/tls.yml config --quiet
+	$(RENDER) config --quiet
+	$(RENDER) -f docker-compose.yml -f deploy/compose/tls.yml config --quiet
 
 .PHONY: audit
 audit: venv ## Security audit: hadolint, shellcheck, the compose policy (docs/security.md) and known vulnerabilities in the lock file
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 	shellcheck $(SHELL_SCRIPTS)
-	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) config --format json \
+	$(RENDER) config --format json | $(VENV)/bin/python deploy/audit/compose_policy.py
+	$(RENDER) -f docker-compose.yml -f deploy/compose/tls.yml config --format json \
 		| $(VENV)/bin/python deploy/audit/compose_policy.py
-	env -u COMPOSE_FILE $(RENDER_ENV) $(COMPOSE) -f docker-compose.yml -f deploy/compose/tls.yml \
-		config --format json | $(VENV)/bin/python deploy/audit/compose_policy.py
 	$(VENV)/bin/python deploy/audit/dependencies.py requirements.lock $(AUDIT_ARGS)
 
 ##@ Clean up
 .PHONY: clean
 clean: ## Remove containers, volumes (queued tasks and results too!) and build files
-	-$(DC) down --volumes --remove-orphans
+	-$(DC_ALL) down --volumes --remove-orphans
 	rm -rf $(BUILD_DIR) .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: docker-check

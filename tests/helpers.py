@@ -13,7 +13,26 @@ from conveyor_core.env_file import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
-__all__ = ["ROOT", "read_env_file", "redis_image", "task_outcome", "wait_for", "wait_until_started"]
+__all__ = [
+    "DEVELOPMENT_MAIL",
+    "ROOT",
+    "mailbox_auth",
+    "read_env_file",
+    "redis_image",
+    "task_outcome",
+    "wait_for",
+    "wait_until_started",
+]
+#: The test stacks that read e-mail are development stacks with the mailbox, whatever
+#: the developer's .env says: a production .env would make the e-mail worker refuse the
+#: mailbox, and a real SMTP_HOST would send the tests' e-mail out.
+DEVELOPMENT_MAIL = {"CONVEYOR_ENV": "development", "SMTP_HOST": "mailbox"}
+
+
+def mailbox_auth() -> tuple[str, str]:
+    """The mailbox's basic-auth login from .env (`make env` generates the password)."""
+    values = read_env_file(ROOT / ".env")
+    return values.get("MAILBOX_USER") or "admin", values["MAILBOX_PASSWORD"]
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:

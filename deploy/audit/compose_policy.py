@@ -17,6 +17,9 @@ from typing import Any
 
 #: Services that may publish a port (on loopback by default), and nothing else may.
 PUBLISHED = {"producer", "flower", "mailbox"}
+#: Development-only services and the password that guards each: in a compose profile, so
+#: `make up` starts one only when asked (the mailbox: while SMTP_HOST=mailbox).
+DEV_ONLY = {"mailbox": "MAILBOX_PASSWORD"}
 LOOPBACK = {"127.0.0.1", "::1"}
 #: Commands no Redis user may have (roles.acl's `default` is the most privileged).
 REDIS_DENIED = ("-config", "-flushall", "-debug", "-module", "-shutdown", "-acl")
@@ -61,6 +64,10 @@ def service_problems(name: str, service: dict[str, Any], networks: dict[str, Any
         problems.append("sets FLOWER_UNAUTHENTICATED_API")
     if str((service.get("environment") or {}).get("CONVEYOR_TEST_TASKS", "")).lower() == "true":
         problems.append("sets CONVEYOR_TEST_TASKS (a task that kills its worker)")
+    if str((service.get("environment") or {}).get("MAILBOX_FAULTS", "")).lower() == "true":
+        problems.append("sets MAILBOX_FAULTS (an open switch that makes e-mail fail)")
+    if name in DEV_ONLY:
+        problems += dev_only_problems(service, DEV_ONLY[name])
     ports = service.get("ports") or []
     if ports and name not in PUBLISHED and not (name == "redis" and redis_tls(service)):
         problems.append("publishes a port")
@@ -71,6 +78,16 @@ def service_problems(name: str, service: dict[str, Any], networks: dict[str, Any
             )
     if name == "redis":
         problems += redis_problems(service, networks)
+    return problems
+
+
+def dev_only_problems(service: dict[str, Any], password: str) -> list[str]:
+    """A development-only service: in a profile (never started by default), behind a password."""
+    problems = []
+    if not service.get("profiles"):
+        problems.append("development only, yet in no profile: every `up` would start it")
+    if not (service.get("environment") or {}).get(password):
+        problems.append(f"no {password}: its pages and API would need no login")
     return problems
 
 

@@ -10,7 +10,7 @@ target=${2:-.env}
 
 generated=(REDIS_PASSWORD CONVEYOR_API_KEY FLOWER_PASSWORD FLOWER_COOKIE_SECRET
   REDIS_PRODUCER_PASSWORD REDIS_WORKER_PASSWORD REDIS_RECONCILER_PASSWORD REDIS_FLOWER_PASSWORD
-  REDIS_AUTOSCALER_PASSWORD)
+  REDIS_AUTOSCALER_PASSWORD MAILBOX_PASSWORD)
 secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 
 # An existing .env is never rewritten; a generated secret it lacks altogether (added in

@@ -100,8 +100,19 @@ prune_secrets() {
   done
 }
 
+# Swarm never runs the development mailbox, so e-mail must go to a real SMTP server
+# (SMTP_HOST, unset or empty meaning `mailbox` as in the settings). Checked before the
+# swarm is touched.
+require_smtp_server() {
+  local host=${SMTP_HOST:-mailbox}
+  [[ $host != mailbox ]] ||
+    die "SMTP_HOST is mailbox, the development sink, which Swarm never runs: set SMTP_HOST \
+(and SMTP_PORT, SMTP_SECURITY, SMTP_USER, SMTP_PASSWORD) to your SMTP server in $env_file"
+}
+
 up() {
   load_env
+  require_smtp_server
   ensure_swarm
   ensure_redis_node
   stage_secrets

@@ -33,6 +33,7 @@ import httpx
 
 from tests.chaos.pacing import FaultedRun, Faults, Pacer, Submitters, chunk_sizes
 from tests.chaos.run import PORTS, Stack, kill_container, write
+from tests.helpers import mailbox_auth
 
 BATCH = 100
 #: Counts the killed worker's e-mails caught between "lease taken" and "recorded sent".
@@ -83,7 +84,9 @@ class EmailReport(FaultedRun):
 
 def mailbox() -> httpx.Client:
     """A client of the chaos stack's mailbox."""
-    return httpx.Client(base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=30)
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=30, auth=mailbox_auth()
+    )
 
 
 def email_stack(workers: int) -> Stack:

@@ -40,7 +40,7 @@ import httpx
 import redis
 
 from tests.chaos.pacing import FaultedRun, Faults, Pacer, Submitters, chunk_sizes
-from tests.helpers import ROOT, read_env_file
+from tests.helpers import DEVELOPMENT_MAIL, ROOT, read_env_file
 
 PROJECT = "conveyor-chaos"
 CHAOS_DIR = Path(__file__).resolve().parent
@@ -109,6 +109,8 @@ class Stack:
             **PORTS,
             **LIMITS,
             **EMAIL_LIMITS,
+            # A development stack with the mailbox (and its fault switch: compose.chaos.yml).
+            **DEVELOPMENT_MAIL,
             "COMPOSE_PROJECT_NAME": PROJECT,
             "COMPOSE_FILE": self._files(),
         }
@@ -151,7 +153,7 @@ class Stack:
 
     def up(self, workers: int) -> None:
         """Start from nothing (volumes too), with `workers` worker containers."""
-        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        self.compose("--profile", "mailbox", "down", "--volumes", "--remove-orphans", check=False)
         self.run("make", "up")
         self.scale(workers)
 
@@ -177,7 +179,7 @@ class Stack:
         logs = self.compose("logs", "--no-color", "--timestamps", check=False)
         path.write_text(logs)
         print(f"chaos: service logs written to {path.relative_to(ROOT)}", file=sys.stderr)
-        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        self.compose("--profile", "mailbox", "down", "--volumes", "--remove-orphans", check=False)
 
     def tally(self) -> redis.Redis:
         """A client of the tally Redis, through its loopback port."""

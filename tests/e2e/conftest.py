@@ -16,21 +16,31 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import ROOT, read_env_file
+from tests.helpers import DEVELOPMENT_MAIL, ROOT, mailbox_auth, read_env_file
 
 PROJECT = "conveyor-e2e"
 PORTS = {"PRODUCER_PORT": 18000, "FLOWER_PORT": 15555, "MAILBOX_PORT": 18025}
-ENV = {**os.environ, "COMPOSE_PROJECT_NAME": PROJECT, **{k: str(v) for k, v in PORTS.items()}}
+ENV = {
+    **os.environ,
+    "COMPOSE_PROJECT_NAME": PROJECT,
+    **{k: str(v) for k, v in PORTS.items()},
+    **DEVELOPMENT_MAIL,
+}
 
 
 def run(
-    *command: str, timeout: float = 540, check: bool = True, stdin: str | None = None
+    *command: str,
+    timeout: float = 540,
+    check: bool = True,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command in the project folder with the e2e environment; fail with its output."""
+    """Run a command in the project folder with the e2e environment (plus `env`); fail
+    with its output."""
     done = subprocess.run(
         command,
         cwd=ROOT,
-        env=ENV,
+        env={**ENV, **(env or {})},
         capture_output=True,
         text=True,
         input=stdin,
@@ -46,9 +56,11 @@ def run(
     return done
 
 
-def make(*args: str, timeout: float = 540) -> subprocess.CompletedProcess[str]:
-    """`make ARGS` as a user would type it."""
-    return run("make", *args, timeout=timeout)
+def make(
+    *args: str, timeout: float = 540, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make ARGS` as a user would type it (with `env` on top of the e2e environment)."""
+    return run("make", *args, timeout=timeout, env=env)
 
 
 def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -91,10 +103,13 @@ def stack() -> Iterator[Stack]:
         timeout=15,
         auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
     )
-    mailbox = httpx.Client(base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15)
+    mailbox = httpx.Client(
+        base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15, auth=mailbox_auth()
+    )
     try:
         yield Stack(api, flower, mailbox, secrets)
     finally:
         for client in (api, flower, mailbox):
             client.close()
-        compose("down", "--volumes", "--remove-orphans", check=False)
+        # The mailbox's profile too: compose leaves a service of an inactive profile alone.
+        compose("--profile", "mailbox", "down", "--volumes", "--remove-orphans", check=False)

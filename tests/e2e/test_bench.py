@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import DEVELOPMENT_MAIL, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,8 @@ PLOTS = {"drain", "scale", "latency", "enqueue", "io"}
 
 def quick_bench(out: Path) -> subprocess.CompletedProcess[str]:
     """`python -m conveyor_bench --quick` on the smoke project; removed afterwards."""
-    env = {**os.environ, **PORTS, "PYTHONPATH": str(ROOT / "bench")}
+    # DEVELOPMENT_MAIL: the bench sends no e-mail, but its e-mail worker must start.
+    env = {**os.environ, **PORTS, **DEVELOPMENT_MAIL, "PYTHONPATH": str(ROOT / "bench")}
     command = [sys.executable, "-m", "conveyor_bench", "--quick", "--project", PROJECT]
     try:
         return subprocess.run(

@@ -210,6 +210,42 @@ def test_flower_refuses_anonymous_requests(stack: Stack, method: str, path: str)
         assert stack.flower.get(path).status_code == 200
 
 
+MAILBOX_ROUTES = [
+    ("GET", "/"),
+    ("GET", "/?to=ada@example.com"),
+    ("GET", "/messages/1"),
+    ("GET", "/api/messages"),
+    ("DELETE", "/api/messages"),
+    ("GET", "/api/messages/1"),
+    ("GET", "/api/stats"),
+    ("PUT", "/api/faults"),
+    ("GET", "/no-such-page"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), MAILBOX_ROUTES)
+def test_the_mailbox_refuses_anonymous_requests(stack: Stack, method: str, path: str) -> None:
+    base = f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}"
+    with httpx.Client(base_url=base, timeout=10) as anonymous:
+        refused = anonymous.request(method, path, json={"reject_next": 1})
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["WWW-Authenticate"].startswith("Basic realm=")
+        wrong = anonymous.request(method, path, auth=("admin", "wrong-password"))
+        assert wrong.status_code == 401
+    if method == "GET" and path != "/no-such-page":
+        assert stack.mailbox.get(path).status_code in {200, 404}  # 404: no message 1
+
+
+def test_the_mailbox_has_no_fault_switch_and_an_open_healthcheck_only(stack: Stack) -> None:
+    # The switch exists only where a test stack turns it on (MAILBOX_FAULTS).
+    for method in ("GET", "PUT", "DELETE"):
+        response = stack.mailbox.request(method, "/api/faults", json={"reject_next": 1})
+        assert response.status_code in {404, 405}, (method, response.text)
+    base = f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}"
+    health = httpx.get(f"{base}/healthz", timeout=10)
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+
+
 def test_flower_runs_with_a_cookie_secret_and_never_an_unauthenticated_api() -> None:
     (flower,) = [c for c in containers() if c["Service"] == "flower"]
     env = json.loads(
@@ -277,13 +313,18 @@ def test_every_container_is_locked_down() -> None:
 # ---- 6. Secrets -----------------------------------------------------------------------
 
 
+GENERATED_SECRETS = {
+    "REDIS_PASSWORD",
+    "CONVEYOR_API_KEY",
+    "FLOWER_PASSWORD",
+    "FLOWER_COOKIE_SECRET",
+    "MAILBOX_PASSWORD",
+}
+
+
 def test_secrets_are_never_printed_nor_baked_into_the_image(stack: Stack) -> None:
-    secrets = {
-        k: v
-        for k, v in read_env_file(ROOT / ".env").items()
-        if k in {"REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD", "FLOWER_COOKIE_SECRET"}
-    }
-    assert len(secrets) == 4 and all(len(v) >= 32 for v in secrets.values())
+    secrets = {k: v for k, v in read_env_file(ROOT / ".env").items() if k in GENERATED_SECRETS}
+    assert len(secrets) == len(GENERATED_SECRETS) and all(len(v) >= 32 for v in secrets.values())
     printed = "".join(
         done.stdout + done.stderr
         for done in (make(target) for target in ("help", "urls", "flower", "ps", "queues"))

@@ -11,16 +11,18 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import PORTS, Stack, compose, containers, make, run
-from tests.helpers import ROOT, task_outcome, wait_for, wait_until_started
+from tests.e2e.conftest import PORTS, PROJECT, Stack, compose, containers, make, run
+from tests.helpers import ROOT, mailbox_auth, task_outcome, wait_for, wait_until_started
 
 pytestmark = pytest.mark.e2e
 
@@ -146,12 +148,19 @@ def test_the_inbox_page_lists_a_sent_message_in_a_real_browser(stack: Stack) -> 
         stack, "/api/v1/emails", {"to": ["ada@example.com"], "subject": subject, "text": "hi"}
     )
     assert outcome(stack, task_id)["state"] == "SUCCESS"
-    url = f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}/"
-    page = run(
-        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--user-data-dir=" + str(ROOT / ".build" / "chromium-profile"), "--dump-dom", url,
-        timeout=120,
-    ).stdout  # fmt: skip
+    # The inbox asks for basic auth: the login rides in the URL, as a user would type it.
+    user, password = (quote(part, safe="") for part in mailbox_auth())
+    url = f"http://{user}:{password}@127.0.0.1:{PORTS['MAILBOX_PORT']}/"
+    browser = subprocess.run(
+        [
+            chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--user-data-dir=" + str(ROOT / ".build" / "chromium-profile"), "--dump-dom", url,
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    # Not run(): a failure would print the command line, password and all.
+    assert browser.returncode == 0, browser.stderr[-2000:]
+    page = browser.stdout
     # The DOM as the browser built it: the subject is a link in the messages table.
     rows = re.findall(r"<tr>(.*?)</tr>", page.split('id="messages"', 1)[-1], re.S)
     assert any(subject in row and "ada@example.com" in row for row in rows), page[:2000]
@@ -358,10 +367,45 @@ def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
     assert finished <= stopped_at, f"finished {finished - stopped_at:.1f} s after the stop"
 
 
+def mailbox_containers() -> list[str]:
+    """Ids of the project's mailbox containers, in any state, by Docker's labels (compose's
+    own `ps` may leave out a service whose profile is off)."""
+    labels = [
+        f"label=com.docker.compose.project={PROJECT}",
+        "label=com.docker.compose.service=mailbox",
+    ]
+    filters = [arg for label in labels for arg in ("--filter", label)]
+    return run("docker", "ps", "--all", "--quiet", *filters).stdout.split()
+
+
+def test_the_mailbox_does_not_run_with_smtp_host_pointed_elsewhere(stack: Stack) -> None:
+    """`make up` with a real SMTP server named: the mailbox that ran is removed, none starts.
+
+    The stack stays without its mailbox: the tests after this one need none.
+    """
+    elsewhere = {"SMTP_HOST": "smtp.example.invalid"}
+    assert mailbox_containers()  # it ran until now
+    out = make("up", env=elsewhere).stdout
+    assert mailbox_containers() == []
+    with socket.socket() as sock:  # nothing answers on the inbox's port
+        sock.settimeout(2)
+        assert sock.connect_ex(("127.0.0.1", PORTS["MAILBOX_PORT"])) != 0
+    assert "Mailbox:" not in out and "E-mail:   sent to smtp.example.invalid" in out
+    running = {c["Service"]: c for c in containers() if c["State"] == "running"}
+    assert set(running) == SERVICES - {"mailbox"}
+    env = run(
+        "docker", "inspect", "--format", "{{json .Config.Env}}", running["email-worker"]["ID"]
+    ).stdout
+    assert "SMTP_HOST=smtp.example.invalid" in json.loads(env)
+    # Once more: with no mailbox left to remove, nothing starts one either.
+    make("up", env=elsewhere)
+    assert mailbox_containers() == []
+
+
 def test_make_down_removes_the_containers(stack: Stack) -> None:
     make("down")
     assert containers() == []
-    assert run("docker", "volume", "inspect", "conveyor-e2e_redis-data").returncode == 0
+    assert run("docker", "volume", "inspect", f"{PROJECT}_redis-data").returncode == 0
 
 
 def test_a_service_still_waiting_for_redis_stops_at_once(stack: Stack) -> None:

@@ -21,7 +21,14 @@ import pytest
 import redis
 
 from tests.e2e.conftest import Stack
-from tests.helpers import ROOT, read_env_file, task_outcome, wait_for
+from tests.helpers import (
+    DEVELOPMENT_MAIL,
+    ROOT,
+    mailbox_auth,
+    read_env_file,
+    task_outcome,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +39,8 @@ def ended_workflow(api: httpx.Client, workflow_id: str) -> dict[str, Any] | None
 
 
 PROJECT = "conveyor-e2e-tls"
+#: Remove the project, the mailbox too (compose leaves a service of an inactive profile).
+DOWN = ("docker", "compose", "--profile", "mailbox", "down", "--volumes", "--remove-orphans")
 PORTS = {"PRODUCER_PORT": 18100, "FLOWER_PORT": 18155, "MAILBOX_PORT": 18125}
 REDIS_PORT = 18379
 
@@ -52,6 +61,7 @@ def env(certs: Path) -> dict[str, str]:
         "CONVEYOR_CERTS_DIR": str(certs),
         "REDIS_TLS_PORT": str(REDIS_PORT),
         **{name: str(port) for name, port in PORTS.items()},
+        **DEVELOPMENT_MAIL,
     }
 
 
@@ -69,7 +79,7 @@ def tls_stack(env: dict[str, str]) -> Iterator[Stack]:
     try:
         run(env, "make", "up")
     except BaseException:
-        run(env, "docker", "compose", "down", "--volumes", "--remove-orphans", check=False)
+        run(env, *DOWN, check=False)
         raise
     secrets = read_env_file(ROOT / ".env")
     api, flower, mailbox = (
@@ -83,14 +93,16 @@ def tls_stack(env: dict[str, str]) -> Iterator[Stack]:
             timeout=15,
             auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
         ),
-        httpx.Client(base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15),
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15, auth=mailbox_auth()
+        ),
     )
     try:
         yield Stack(api, flower, mailbox, secrets)
     finally:
         for client in (api, flower, mailbox):
             client.close()
-        run(env, "docker", "compose", "down", "--volumes", "--remove-orphans", check=False)
+        run(env, *DOWN, check=False)
 
 
 def as_role(stack: Stack, certs: Path, role: str, db: int = 0) -> redis.Redis:

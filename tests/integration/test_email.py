@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -42,11 +43,16 @@ def _free_port() -> int:
 def mailbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, int]]:
     """The mailbox service as a process: (HTTP client, SMTP port)."""
     smtp_port, http_port = _free_port(), _free_port()
+    password = secrets.token_urlsafe(24)
     env = {
         **os.environ,
         "MAILBOX_SMTP_PORT": str(smtp_port),
         "MAILBOX_HTTP_PORT": str(http_port),
         "MAILBOX_DATA_DIR": str(tmp_path_factory.mktemp("mailbox")),
+        "MAILBOX_USER": "tests",
+        "MAILBOX_PASSWORD": password,
+        # These tests make the mailbox refuse and stall mail on purpose.
+        "MAILBOX_FAULTS": "true",
     }
     log = (tmp_path_factory.mktemp("mailbox-log") / "mailbox.log").open("wb")
     process = subprocess.Popen(
@@ -56,7 +62,9 @@ def mailbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cl
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=10)
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{http_port}", timeout=10, auth=("tests", password)
+    )
     try:
         wait_for(lambda: client.get("/healthz").status_code == 200, 30, "the mailbox")
         yield client, smtp_port

@@ -23,18 +23,30 @@ policy = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(policy)
 
 
-@pytest.fixture(scope="module")
-def config() -> dict[str, Any]:
+def render(*files: str) -> dict[str, Any]:
+    """`docker compose config` of `files` (default: docker-compose.yml), as `make audit`."""
     if not shutil.which("docker"):
         pytest.fail("this test renders docker-compose.yml: it needs Docker's compose plugin")
-    env = {**os.environ, "REDIS_PASSWORD": "x", "CONVEYOR_API_KEY": "x", "FLOWER_PASSWORD": "x"}
+    env = {
+        **os.environ,
+        **dict.fromkeys(("REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD"), "x"),
+        "MAILBOX_PASSWORD": "x",
+        # As `make audit` renders it: the development mailbox's profile too.
+        "COMPOSE_PROFILES": "mailbox",
+    }
     for name in ("CONVEYOR_BIND_ADDRESS", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME"):
         env.pop(name, None)
+    options = [arg for path in files for arg in ("-f", path)]
     done = subprocess.run(
-        ["docker", "compose", "config", "--format", "json"],
+        ["docker", "compose", *options, "config", "--format", "json"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return dict(json.loads(done.stdout))
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return render()
 
 
 def test_the_stack_passes(config: dict[str, Any]) -> None:
@@ -73,6 +85,17 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
             lambda s: s["environment"].update(CONVEYOR_TEST_TASKS="true"),
             "worker: sets CONVEYOR_TEST_TASKS",
         ),
+        ("mailbox", lambda s: s.pop("profiles"), "mailbox: development only, yet in no profile"),
+        (
+            "mailbox",
+            lambda s: s["environment"].pop("MAILBOX_PASSWORD"),
+            "mailbox: no MAILBOX_PASSWORD",
+        ),
+        (
+            "mailbox",
+            lambda s: s["environment"].update(MAILBOX_FAULTS="true"),
+            "mailbox: sets MAILBOX_FAULTS",
+        ),
         ("redis", lambda s: s.update(command=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.update(entrypoint=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.pop("build"), "redis: not built from deploy/redis"),
@@ -109,3 +132,15 @@ def test_redis_with_tls_may_leave_the_internal_network(config: dict[str, Any]) -
     tls["services"]["redis"]["environment"]["REDIS_TLS"] = "true"
     tls["services"]["redis"]["ports"] = [{"target": 6379, "host_ip": "127.0.0.1"}]
     assert not [p for p in policy.check(tls) if p.startswith("redis:")]
+
+
+def test_only_the_chaos_overlay_turns_the_mailbox_fault_switch_on(config: dict[str, Any]) -> None:
+    # The stack has no fault switch; the chaos suite's overlay turns it on for its 451s,
+    # and the policy would refuse that in a deployment.
+    assert "MAILBOX_FAULTS" not in config["services"]["mailbox"]["environment"]
+    chaos = render("docker-compose.yml", "tests/chaos/compose.chaos.yml")
+    assert chaos["services"]["mailbox"]["environment"]["MAILBOX_FAULTS"] == "true"
+    assert chaos["services"]["mailbox"]["profiles"] == ["mailbox"]
+    assert "mailbox: sets MAILBOX_FAULTS (an open switch that makes e-mail fail)" in policy.check(
+        chaos
+    )

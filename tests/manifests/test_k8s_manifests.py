@@ -171,6 +171,19 @@ def test_workers_autoscale_on_their_queue_or_on_cpu(manifests: list[dict[str, An
             assert hpas[name]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 
 
+def test_no_overlay_runs_the_development_mailbox(manifests: list[dict[str, Any]]) -> None:
+    # The mailbox keeps every e-mail and shows it on a web page: never on Kubernetes. The
+    # e-mail worker's host comes from the operator's ConfigMap, never the sink's name.
+    assert "mailbox" not in yaml.safe_dump(manifests)
+    email = by_kind(manifests, "Deployment")["email-worker"]["spec"]["template"]["spec"]
+    [container] = email["containers"]
+    [host] = [entry for entry in container["env"] if entry["name"] == "SMTP_HOST"]
+    assert host == {
+        "name": "SMTP_HOST",
+        "valueFrom": {"configMapKeyRef": {"name": "conveyor-smtp", "key": "smtp-host"}},
+    }
+
+
 def test_the_production_overlay_scales_with_keda_and_sends_real_mail() -> None:
     manifests = render("production")
     assert set(by_kind(manifests, "ScaledObject")) == set(WORKERS)

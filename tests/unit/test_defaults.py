@@ -22,7 +22,6 @@ from pydantic_settings import BaseSettings
 
 from conveyor_core import settings as core
 from conveyor_core.env_file import read_env_file
-from conveyor_mailbox.server import MailboxSettings
 from tests.helpers import ROOT
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
@@ -32,7 +31,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     core.WorkerSettings,
     core.FlowerSettings,
     core.TemplateSettings,
-    MailboxSettings,
+    core.MailboxSettings,
 )
 #: Compose and Swarm files of the deployment (bench/ and tests/chaos/ overlays change
 #: settings on purpose, to measure or to break things, and are not checked).
@@ -74,8 +73,9 @@ OVERRIDES = {
     ("deploy/swarm/stack.yml", "*", "REDIS_TLS_CA_FILE"),
     # The mailbox keeps its messages on a volume (default: memory only).
     ("docker-compose.yml", "mailbox", "MAILBOX_DATA_DIR"),
-    ("deploy/swarm/stack.yml", "mailbox", "MAILBOX_DATA_DIR"),
-    ("deploy/k8s/overlays/dev/mailbox.yaml", "mailbox", "MAILBOX_DATA_DIR"),
+    # `make up` makes a development stack (the mailbox catches e-mail); unset, the
+    # services assume production.
+    (".env.example", "*", "CONVEYOR_ENV"),
     # A real SMTP provider in production, over STARTTLS.
     ("deploy/k8s/overlays/production/kustomization.yaml", "email-worker", "SMTP_PORT"),
     ("deploy/k8s/overlays/production/kustomization.yaml", "email-worker", "SMTP_SECURITY"),

@@ -1,6 +1,12 @@
-"""The start-up check's view of the Redis server."""
+"""The start-up check: its view of the Redis server, and the e-mail worker's SMTP server."""
 
-from conveyor_core.preflight import redis_problems
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conveyor_core.preflight import redis_problems, settings_problems
 
 
 def test_an_evicting_redis_without_persistence_is_refused_and_warned_about() -> None:
@@ -12,3 +18,56 @@ def test_an_evicting_redis_without_persistence_is_refused_and_warned_about() -> 
 def test_a_role_that_may_not_read_info_has_no_findings() -> None:
     # Per-role Redis users (REDIS_TLS) other than the workers' get NOPERM for INFO.
     assert redis_problems({}) == ([], [])
+
+
+def email_worker_env(**overrides: str) -> dict[str, str]:
+    """The environment of compose's email-worker, in production, with `overrides`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "WORKER_"))}
+    return {
+        **env,
+        "CONVEYOR_ENV": "production",
+        "REDIS_PASSWORD": "a-generated-secret-0123456789",
+        "WORKER_QUEUES": "email",
+        "SMTP_HOST": "mailbox",
+        "CONVEYOR_SECRETS_DIR": "/nonexistent",
+        **overrides,
+    }
+
+
+def preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m conveyor_core.preflight worker`, as the entrypoint runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor_core.preflight", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        # Refused at once; a worker let through would wait up to a minute for Redis.
+        timeout=20,
+        check=False,
+    )
+
+
+def test_a_production_email_worker_refuses_the_development_mailbox_saying_what_to_set() -> None:
+    # Settings are read before Redis is looked for: no Redis is needed to be refused.
+    done = preflight(email_worker_env())
+    assert done.returncode == 2, done.stderr
+    assert "refusing to start the worker: SMTP_HOST is mailbox" in done.stderr
+    assert "set SMTP_HOST to your SMTP server" in done.stderr
+    assert "CONVEYOR_ENV=development" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"CONVEYOR_ENV": "development"},  # the mailbox is what development is for
+        {"SMTP_HOST": "smtp.example.com"},  # a real server
+        {"WORKER_QUEUES": "default"},  # a worker that sends no e-mail
+    ],
+)
+def test_the_mailbox_refusal_is_only_for_production_email_workers(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str]
+) -> None:
+    for name, value in email_worker_env(**overrides).items():
+        monkeypatch.setenv(name, value)
+    settings, problems = settings_problems("worker")
+    assert problems == [] and settings is not None

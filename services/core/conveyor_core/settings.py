@@ -26,6 +26,11 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "change_me", "password", "secret", "admin", "redis", "xxx"}
 )
 MIN_SECRET_LENGTH = 16
+#: SMTP_HOST of the development mailbox (services/mailbox): it keeps every e-mail and
+#: delivers none, so a production e-mail worker refuses it.
+DEVELOPMENT_MAILBOX = "mailbox"
+#: The e-mail queue (catalog.EMAIL_QUEUE; not imported: the catalogue imports this module).
+EMAIL_QUEUE = "email"
 
 #: Settings `.env.example` leaves out, and why: the entrypoint or the deployment files
 #: (compose, Swarm, Kubernetes) set them for each service, and their defaults are right
@@ -336,7 +341,9 @@ class WorkerSettings(Settings):
     told to consume the `email` queue is never half-configured.
     """
 
-    smtp_host: str = "mailbox"
+    #: Queues this worker consumes, comma-separated (the entrypoint passes them to Celery).
+    worker_queues: str = "default"
+    smtp_host: str = DEVELOPMENT_MAILBOX
     smtp_port: int = Field(1025, ge=1, le=65535)
     #: "tls": implicit TLS from the first byte (port 465); "starttls": upgrade after
     #: EHLO (port 587); "none": plain (the development mailbox only).
@@ -380,9 +387,25 @@ class WorkerSettings(Settings):
             raise ValueError("; ".join(problems))
         return self
 
+    @property
+    def sends_email(self) -> bool:
+        """Whether this worker consumes the e-mail queue."""
+        return EMAIL_QUEUE in {queue.strip() for queue in self.worker_queues.split(",")}
+
     def email_problems(self) -> list[str]:
-        """E-mail settings that would send a password in clear."""
+        """E-mail settings that would send a password in clear, or production mail nowhere."""
         problems = []
+        if (
+            self.sends_email
+            and self.environment == "production"
+            and self.smtp_host == DEVELOPMENT_MAILBOX
+        ):
+            problems.append(
+                f"SMTP_HOST is {DEVELOPMENT_MAILBOX}, the development mailbox that keeps every "
+                "e-mail and delivers none, and CONVEYOR_ENV is production: set SMTP_HOST to "
+                "your SMTP server (with SMTP_PORT, SMTP_SECURITY, SMTP_USER, SMTP_PASSWORD), "
+                "or CONVEYOR_ENV=development to keep e-mail in the mailbox"
+            )
         if self.smtp_user and self.smtp_security == "none" and self.environment != "development":
             problems.append(
                 "SMTP_USER is set but SMTP_SECURITY is none: the password would cross the "
@@ -442,6 +465,42 @@ class FlowerSettings(Settings):
     @classmethod
     def _password_is_real(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         return check_secret(value, "FLOWER_PASSWORD", info.data.get("environment", "production"))
+
+
+class MailboxSettings(BaseSettings):
+    """Settings of the development mailbox (MAILBOX_*): an SMTP sink with a web inbox.
+
+    Separate from `Settings`: the mailbox never talks to Redis.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, secrets_dir=secrets_dir())
+
+    mailbox_smtp_port: int = Field(1025, ge=1, le=65535)
+    mailbox_http_port: int = Field(8025, ge=1, le=65535)
+    mailbox_max_messages: int = Field(5000, ge=1)
+    mailbox_max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    #: Folder where messages are kept (a volume in compose); empty: memory only.
+    mailbox_data_dir: Path | None = None
+    #: Keep one copy per Message-ID, as receiving mail systems do.
+    mailbox_drop_duplicates: bool = True
+    #: Basic auth of every page and API path (all but /healthz).
+    mailbox_user: str = Field("admin", min_length=1, pattern=r"^[^:\s]+$")
+    mailbox_password: SecretStr
+    #: Serve the fault switch (/api/faults: refuse or slow down mail on purpose). Only
+    #: test stacks turn it on (the chaos overlay); `make audit` refuses it in compose.
+    mailbox_faults: bool = False
+
+    @field_validator("mailbox_data_dir", mode="before")
+    @classmethod
+    def _empty_is_memory(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("mailbox_password")
+    @classmethod
+    def _password_is_real(cls, value: SecretStr) -> SecretStr:
+        # Checked in every environment: the mailbox runs only in development, and it
+        # shows every e-mail the stack sends.
+        return check_secret(value, "MAILBOX_PASSWORD", "production")
 
 
 @lru_cache(maxsize=1)

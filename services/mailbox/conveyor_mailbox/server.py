@@ -2,35 +2,43 @@
 
 Development only: it accepts mail for anyone and delivers it nowhere. Messages are kept
 on a volume (MAILBOX_DATA_DIR), newest first, up to MAILBOX_MAX_MESSAGES. Point the
-SMTP_* settings at a real provider to send real mail instead.
+SMTP_* settings at a real provider to send real mail instead. Every HTTP path but
+/healthz needs basic auth (MAILBOX_USER, MAILBOX_PASSWORD): the inbox shows every e-mail.
 
 HTTP:  GET /api/messages[?to=&subject=&header=Name:value]   list / search
        GET /api/messages/{id}                                one message, parsed
        DELETE /api/messages                                  clear (and the counters)
        GET /api/stats                                        counters
-       GET|PUT|DELETE /api/faults                            the fault switch
+       GET|PUT|DELETE /api/faults                            the fault switch (MAILBOX_FAULTS only)
        GET /  and  /messages/{id}                            the HTML inbox
+       GET /healthz                                          liveness, no auth
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import html
 import logging
+import secrets
 import signal
-from pathlib import Path
+import sys
 from typing import Any
 from urllib.parse import quote
 
 import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from conveyor_core.settings import MailboxSettings
 from conveyor_mailbox.faults import FaultSettings, FaultSwitch, FaultySMTP
 from conveyor_mailbox.store import Store
 
@@ -40,21 +48,51 @@ logger = logging.getLogger("conveyor.mailbox")
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 #: Most messages one list response returns.
 MAX_PAGE = 5_000
+#: The only path served without credentials: the container's healthcheck.
+OPEN_PATHS = frozenset({"/healthz"})
+REALM = 'Basic realm="Conveyor mailbox", charset="UTF-8"'
 
 
-class MailboxSettings(BaseSettings):
-    """Settings of the mailbox (MAILBOX_* variables)."""
+class BasicAuth:
+    """ASGI middleware: every HTTP path but OPEN_PATHS needs the mailbox's user and password.
 
-    model_config = SettingsConfigDict(env_prefix="MAILBOX_", extra="ignore")
+    It sits before the routes, so an unknown path is refused too and nothing about the
+    inbox (not even which paths exist) is told to an anonymous client.
+    """
 
-    smtp_port: int = Field(1025, ge=1, le=65535)
-    http_port: int = Field(8025, ge=1, le=65535)
-    max_messages: int = Field(5000, ge=1)
-    max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    #: Folder where messages are kept (a volume in compose); empty: memory only.
-    data_dir: Path | None = None
-    #: Keep one copy per Message-ID, as receiving mail systems do.
-    drop_duplicates: bool = True
+    def __init__(self, app: ASGIApp, user: str, password: str) -> None:
+        self.app = app
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def allowed(self, authorization: str | None) -> bool:
+        """Whether an Authorization header carries the right user and password."""
+        scheme, _, encoded = (authorization or "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, sep, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            return False
+        # Both compared in full, in constant time: no early exit tells which one was wrong.
+        right_user = secrets.compare_digest(user, self.user)
+        right_password = secrets.compare_digest(password, self.password)
+        return bool(sep) and right_user and right_password
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 401 asking for basic auth."""
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.allowed(Headers(scope=scope).get("authorization")):
+            await self.app(scope, receive, send)
+            return
+        refusal = JSONResponse(
+            {"error": {"code": "unauthorized", "message": "credentials required", "field": None}},
+            status_code=401,
+            headers={"WWW-Authenticate": REALM},
+        )
+        await refusal(scope, receive, send)
 
 
 class StoringHandler:
@@ -186,8 +224,14 @@ def _message_page(detail: dict[str, Any]) -> str:
     )
 
 
-def build_http_app(store: Store, faults: FaultSwitch) -> Starlette:
-    """The HTTP side: JSON API, fault switch and the HTML inbox."""
+def build_http_app(
+    store: Store, faults: FaultSwitch, *, user: str, password: str, fault_switch: bool = False
+) -> Starlette:
+    """The HTTP side: JSON API, HTML inbox and (with `fault_switch`) the fault switch.
+
+    Without `fault_switch`, /api/faults does not exist (404): the SMTP side still has its
+    switch, left at "no faults", but nobody can turn it.
+    """
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -251,25 +295,30 @@ def build_http_app(store: Store, faults: FaultSwitch) -> Starlette:
             return HTMLResponse("<h1>No such message</h1>", status_code=404)
         return HTMLResponse(_message_page(detail))
 
-    return Starlette(
-        routes=[
-            Route("/", inbox),
-            Route("/messages/{message_id}", message_page),
-            Route("/healthz", healthz),
-            Route("/api/messages", list_messages, methods=["GET"]),
-            Route("/api/messages", clear, methods=["DELETE"]),
-            Route("/api/messages/{message_id}", read_message),
-            Route("/api/stats", stats),
+    routes = [
+        Route("/", inbox),
+        Route("/messages/{message_id}", message_page),
+        Route("/healthz", healthz),
+        Route("/api/messages", list_messages, methods=["GET"]),
+        Route("/api/messages", clear, methods=["DELETE"]),
+        Route("/api/messages/{message_id}", read_message),
+        Route("/api/stats", stats),
+    ]
+    if fault_switch:
+        routes += [
             Route("/api/faults", show_faults, methods=["GET"]),
             Route("/api/faults", set_faults, methods=["PUT"]),
             Route("/api/faults", reset_faults, methods=["DELETE"]),
         ]
-    )
+    auth = Middleware(BasicAuth, user=user, password=password)
+    return Starlette(routes=routes, middleware=[auth])
 
 
 async def serve(settings: MailboxSettings) -> None:
     """Run SMTP and HTTP until SIGTERM or SIGINT."""
-    store = Store(settings.max_messages, settings.data_dir, settings.drop_duplicates)
+    store = Store(
+        settings.mailbox_max_messages, settings.mailbox_data_dir, settings.mailbox_drop_duplicates
+    )
     faults = FaultSwitch()
     loop = asyncio.get_running_loop()
     handler = StoringHandler(store, faults)
@@ -277,18 +326,25 @@ async def serve(settings: MailboxSettings) -> None:
         lambda: FaultySMTP(
             handler,
             faults=faults,
-            data_size_limit=settings.max_message_bytes,
+            data_size_limit=settings.mailbox_max_message_bytes,
             enable_SMTPUTF8=True,
             # A fixed name: aiosmtpd would otherwise look up the FQDN for every connection.
             hostname="mailbox",
         ),
         host=ALL_INTERFACES,
-        port=settings.smtp_port,
+        port=settings.mailbox_smtp_port,
+    )
+    app = build_http_app(
+        store,
+        faults,
+        user=settings.mailbox_user,
+        password=settings.mailbox_password.get_secret_value(),
+        fault_switch=settings.mailbox_faults,
     )
     config = uvicorn.Config(
-        build_http_app(store, faults),
+        app,
         host=ALL_INTERFACES,
-        port=settings.http_port,
+        port=settings.mailbox_http_port,
         log_level="info",
         access_log=False,
     )
@@ -299,11 +355,13 @@ async def serve(settings: MailboxSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     logger.info(
-        "mailbox: SMTP on %d, HTTP on %d, %d message(s) kept in %s",
-        settings.smtp_port,
-        settings.http_port,
+        "mailbox: SMTP on %d, HTTP on %d (user %s), %d message(s) kept in %s, fault switch %s",
+        settings.mailbox_smtp_port,
+        settings.mailbox_http_port,
+        settings.mailbox_user,
         len(store),
-        settings.data_dir or "memory",
+        settings.mailbox_data_dir or "memory",
+        "on" if settings.mailbox_faults else "off",
     )
     http_task = asyncio.create_task(http.serve())
     stop_task = asyncio.create_task(stop.wait())
@@ -315,13 +373,29 @@ async def serve(settings: MailboxSettings) -> None:
     await asyncio.gather(http_task, smtp.wait_closed())
 
 
-def main() -> None:
-    """Entry point of the mailbox service."""
+def read_settings() -> MailboxSettings | None:
+    """The settings, or None after printing why they are refused (one line per setting)."""
+    try:
+        return MailboxSettings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(f"conveyor mailbox: refusing to start: {where}: {message}", file=sys.stderr)
+        return None
+
+
+def main() -> int:
+    """Entry point of the mailbox service: 0 after a clean stop, 2 on refused settings."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiosmtpd logs every command at INFO, recipients included: keep addresses out of logs.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    asyncio.run(serve(MailboxSettings()))
+    settings = read_settings()
+    if settings is None:
+        return 2
+    asyncio.run(serve(settings))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
