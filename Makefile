@@ -217,11 +217,13 @@ $(WHEELS)/.complete: requirements.lock deploy/scripts/wheelhouse.sh
 	bash deploy/scripts/wheelhouse.sh requirements.lock $(WHEELS)
 	@touch $@
 
+# Phony, so it runs even when .env exists: a copied .env.example's empty secrets get filled.
+.PHONY: .env
 .env: | .env.example
 	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: env
-env: ## Create .env with generated secrets, or add a generated secret it lacks (never overwrites)
+env: ## Create .env, or fill in every generated secret it leaves empty or lacks (never changes one that is set)
 	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: lock
