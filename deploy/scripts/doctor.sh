@@ -8,7 +8,8 @@
 # the environment. Kept to bash 3 so it can still say that bash 4 is missing.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=deploy/tool-versions.env
+# KEY=VALUE lines only: nothing for shellcheck to follow.
+# shellcheck source=/dev/null
 . "$here/../tool-versions.env"
 
 scope=all quiet=0
