@@ -261,7 +261,7 @@ $(VENV)/.complete: requirements-dev.lock pyproject.toml
 venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
 
 .PHONY: test
-test: venv docker-check .env images bench-image ## Run every test: unit, manifests, integration (real Redis + workers), e2e (whole stack, chaos, quick bench)
+test: doctor venv docker-check .env images bench-image ## Run every test: unit, manifests, integration (real Redis + workers), e2e (whole stack, chaos, quick bench)
 	$(VENV)/bin/pytest -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
 
 .PHONY: chaos

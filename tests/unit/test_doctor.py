@@ -33,7 +33,9 @@ def fake(folder: Path, name: str, script: str) -> None:
 
 def make(target: str, fakes: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`make TARGET` in the repository, with the fakes first on PATH."""
-    environment = {k: v for k, v in os.environ.items() if k not in {"COMPOSE", "PYTHON"}}
+    # Nor the outer make's flags: `make test COMPOSE=...` would pass COMPOSE down.
+    inherited = {"COMPOSE", "PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+    environment = {k: v for k, v in os.environ.items() if k not in inherited}
     environment.update(env, PATH=f"{fakes}:{SYSTEM_PATH}")
     return subprocess.run(
         ["make", "--no-print-directory", target],
