@@ -11,6 +11,8 @@ here=$(dirname "${BASH_SOURCE[0]}")
 
 example=${1:-.env.example}
 target=${2:-.env}
+# A .env that links elsewhere is completed where it points, and stays a link.
+[[ -L $target ]] && target=$(readlink -f "$target")
 # The one list of generated secrets; comments and blank lines skipped.
 mapfile -t generated < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$here/generated-secrets.list" | grep -v '^$')
 
