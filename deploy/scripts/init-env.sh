@@ -15,6 +15,7 @@ target=${2:-.env}
 [[ -L $target ]] && target=$(readlink -f "$target")
 # The one list of generated secrets; comments and blank lines skipped.
 mapfile -t generated < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$here/generated-secrets.list" | grep -v '^$')
+((${#generated[@]})) || { echo "init-env: no secret listed in $here/generated-secrets.list" >&2; exit 1; }
 
 # N fresh secrets, one a line (one interpreter start for all of them).
 secrets() { python3 -c 'import secrets, sys; [print(secrets.token_urlsafe(32)) for _ in range(int(sys.argv[1]))]' "$1"; }
