@@ -204,7 +204,9 @@ check_chromium() {
 }
 
 main() {
-  ((quiet)) || echo "Conveyor doctor: what $([[ $scope == up ]] && echo "make up" || echo "make up, make test and make lint") need"
+  local what="make up, make test and make lint"
+  [[ $scope == up ]] && what="make up"
+  ((quiet)) || echo "Conveyor doctor: what $what need"
   check_architecture
   check_bash
   check_docker_engine
