@@ -21,9 +21,13 @@ BUILD_DIR := .build
 WHEELS := $(BUILD_DIR)/wheels
 BENCH_WHEELS := $(BUILD_DIR)/bench-wheels
 BASES_ENV := $(BUILD_DIR)/bases.env
+# Tool versions (COMPOSE_VERSION, KUSTOMIZE_VERSION, ...): one file that .ci/run and
+# `make doctor` read too.
+include deploy/tool-versions.env
 
-# Compose v2 (`docker compose`) by default, the standalone `docker-compose` otherwise;
-# override with COMPOSE=... . Every call below goes through $(DC).
+# Compose v2 (`docker compose`) by default, the standalone `docker-compose` otherwise
+# (Compose v2's own binary; v1 cannot `up --wait`: make doctor says so); override with
+# COMPOSE=... . Every call below goes through $(DC).
 ifndef COMPOSE
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif docker-compose version >/dev/null 2>&1; then echo docker-compose; fi)
@@ -76,9 +80,21 @@ help: ## Show this help
 		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
 		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
+# The environment the doctor reads: the compose command chosen above, the Python of .venv.
+DOCTOR = COMPOSE="$(COMPOSE)" PYTHON="$(PYTHON)" REDIS_TLS="$(REDIS_TLS)" bash deploy/scripts/doctor.sh
+
+.PHONY: doctor
+doctor: ## Check this machine (Docker Engine, Compose v2, Python 3.11, ...): names what is missing or too old
+	@$(DOCTOR) all
+
+# What `make up` needs, checked before anything is built; quiet unless something is amiss.
+.PHONY: doctor-up
+doctor-up:
+	@$(DOCTOR) up --quiet
+
 ##@ Run
 .PHONY: up
-up: docker-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
+up: doctor-up docker-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
 	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
 		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
 	@# Compose keeps a container of a service whose profile is off: remove a mailbox
@@ -220,13 +236,13 @@ swarm-scale: docker-check ## Run WORKERS worker replicas on the swarm: make swar
 swarm-down: docker-check ## Remove the swarm stack (volumes stay)
 	bash deploy/scripts/swarm.sh down
 
-# kubectl's built-in kustomize (kubectl 1.24 or newer), else a kustomize binary (4.5+).
-KUSTOMIZE ?= $(shell if command -v kubectl >/dev/null; then echo kubectl kustomize; \
-	elif command -v kustomize >/dev/null; then echo kustomize build; fi)
+# A kustomize binary (the pinned one .ci/run installs), else kubectl's built-in one.
+KUSTOMIZE ?= $(shell if command -v kustomize >/dev/null; then echo kustomize build; \
+	elif command -v kubectl >/dev/null; then echo kubectl kustomize; fi)
 
 .PHONY: k8s-render
 k8s-render: ## Print the Kubernetes manifests: OVERLAY=dev or production (default both)
-	@[[ -n "$(KUSTOMIZE)" ]] || { echo "k8s-render needs kubectl (1.24+) or kustomize (4.5+)" >&2; exit 2; }
+	@[[ -n "$(KUSTOMIZE)" ]] || { echo "k8s-render needs kustomize ($(KUSTOMIZE_VERSION)+) or kubectl ($(KUBECTL_MIN)+)" >&2; exit 2; }
 	@first=1; for overlay in $(or $(OVERLAY),dev production); do \
 		[[ $$first == 1 ]] || echo ---; first=0; \
 		$(KUSTOMIZE) deploy/k8s/overlays/$$overlay; done
@@ -253,11 +269,13 @@ $(WHEELS)/.complete: requirements.lock deploy/scripts/wheelhouse.sh
 	bash deploy/scripts/wheelhouse.sh requirements.lock $(WHEELS)
 	@touch $@
 
+# Phony, so it runs even when .env exists: a copied .env.example's empty secrets get filled.
+.PHONY: .env
 .env: | .env.example
 	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: env
-env: ## Create .env with generated secrets, or add a generated secret it lacks (never overwrites)
+env: ## Create .env, or fill in every generated secret it leaves empty or lacks (never changes one that is set)
 	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: lock
@@ -279,7 +297,7 @@ $(VENV)/.complete: requirements-dev.lock pyproject.toml
 venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
 
 .PHONY: test
-test: venv docker-check .env images bench-image ## Run every test: unit, manifests, integration (real Redis + workers), e2e (whole stack, chaos, quick bench)
+test: doctor venv docker-check .env images bench-image ## Run every test: unit, manifests, integration (real Redis + workers), e2e (whole stack, chaos, quick bench)
 	$(VENV)/bin/pytest -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
 
 .PHONY: chaos
