@@ -346,7 +346,7 @@ NOT_PASSED = {
 }
 #: The mailbox is being reworked on its own branch: its MAILBOX_* settings join the
 #: .env.example and reachability checks there (the unknown-variable check covers it).
-PENDING_CLASSES: tuple[type[BaseSettings], ...] = (MailboxSettings,)
+PENDING_CLASSES: tuple[type[BaseSettings], ...] = (core.MailboxSettings,)
 #: Variables of Redis's start script whose names it builds: REDIS_<ROLE>_PASSWORD.
 REDIS_ROLE_PASSWORD = re.compile(r"^REDIS_[A-Z]+_PASSWORD$")
 #: What reads the variables a service is given beside its settings classes.
@@ -505,7 +505,7 @@ def test_no_service_is_given_a_variable_nothing_reads(deployment: str) -> None:
     for service, names in variables_given(deployment).items():
         known = role_fields(service) if service in ROLE_CLASSES else set()
         if service == "mailbox":
-            known = env_names(MailboxSettings)
+            known = env_names(core.MailboxSettings)
         scripts = "\n".join(path.read_text() for path in READERS.get(service, []))
         unknown += [
             f"{service}: {name}"
@@ -556,6 +556,8 @@ NOT_FROM_ENV = {
     ("compose", "*", "REDIS_TLS"),
     ("compose", "*", "REDIS_PASSWORD"),
     ("swarm", "*", "REDIS_TLS"),
+    # Swarm always runs production (it never deploys the development mailbox).
+    ("swarm", "*", "CONVEYOR_ENV"),
     # The stack's own Redis.
     ("swarm", "*", "REDIS_HOST"),
 }
