@@ -32,8 +32,9 @@ endif
 # python-dotenv and compose read them). The environment and the command line win over
 # .env: each use below looks in .env only for a variable they leave unset.
 ENV_GET = bash deploy/scripts/env-file.sh get
-# REDIS_TLS=true (in .env or the environment): TLS and one Redis user per role, by
-# adding deploy/compose/tls.yml to the compose files (COMPOSE_FILE, which compose reads).
+# REDIS_TLS=true (in .env or the environment): Redis speaks TLS only, by adding
+# deploy/compose/tls.yml to the compose files (COMPOSE_FILE, which compose reads). Every
+# mode has one Redis user per role (deploy/redis/roles.acl).
 REDIS_TLS ?= $(shell $(ENV_GET) REDIS_TLS .env 2>/dev/null)
 CERTS_DIR ?= $(or $(CONVEYOR_CERTS_DIR),$(shell $(ENV_GET) CONVEYOR_CERTS_DIR .env 2>/dev/null),./certs)
 ifeq ($(REDIS_TLS),true)
@@ -164,7 +165,7 @@ shell: docker-check ## Open a shell in a container (SERVICE=producer by default)
 	$(DC) exec $(or $(SERVICE),producer) sh
 
 .PHONY: redis-cli
-redis-cli: docker-check ## Open redis-cli on the stack's Redis as the operator (password not shown; TLS when on)
+redis-cli: docker-check ## Open redis-cli on the stack's Redis as the `operator` user (password not shown; TLS when on)
 	$(DC) exec redis conveyor-redis cli $(ARGS)
 
 .PHONY: certs
@@ -296,7 +297,8 @@ SHELL_SCRIPTS = services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.
 DOCKERFILES = services/Dockerfile deploy/base-images/redis.Dockerfile deploy/redis/Dockerfile bench/Dockerfile
 # Placeholder secrets: enough for compose to render the configuration.
 RENDER_ENV = REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x REDIS_PRODUCER_PASSWORD=x \
-	REDIS_WORKER_PASSWORD=x REDIS_RECONCILER_PASSWORD=x REDIS_FLOWER_PASSWORD=x
+	REDIS_WORKER_PASSWORD=x REDIS_EMAIL_PASSWORD=x REDIS_RECONCILER_PASSWORD=x \
+	REDIS_FLOWER_PASSWORD=x
 
 .PHONY: lint
 lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config

@@ -119,7 +119,7 @@ def test_each_role_logs_in_as_its_own_redis_user(manifests: list[dict[str, Any]]
     expected = {
         "producer": "producer",
         "worker": "worker",
-        "email-worker": "worker",
+        "email-worker": "email",
         "reconciler": "reconciler",
         "flower": "flower",
     }
