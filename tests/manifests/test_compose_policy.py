@@ -84,6 +84,26 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
         ("redis", lambda s: s.update(command=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.update(entrypoint=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.pop("build"), "redis: not built from deploy/redis"),
+        (
+            "producer",
+            lambda s: s["environment"].pop("REDIS_USERNAME"),
+            "producer: logs in to Redis as default",
+        ),
+        (
+            "flower",
+            lambda s: s["environment"].update(REDIS_USERNAME="operator"),
+            "flower: logs in to Redis as operator",
+        ),
+        (
+            "email-worker",
+            lambda s: s["environment"].update(REDIS_USERNAME="worker"),
+            "email-worker: shares the Redis user worker with worker",
+        ),
+        (
+            "email-worker",
+            lambda s: s["networks"].update(frontend=None),
+            "email-worker: its way out, network frontend, also holds flower",
+        ),
     ],
 )
 def test_removing_a_control_fails_the_policy(
@@ -108,6 +128,13 @@ def test_the_redis_roles_pass_and_each_weakening_fails() -> None:
     )
     assert "the ACL user flower has no password" in policy.acl_problems(
         roles.replace("\nflower ", "\nflower nopass ")
+    )
+    assert "roles.acl defines the default user (it must stay off)" in policy.acl_problems(
+        roles + "default on nopass ~* +@all\n"
+    )
+    script = policy.REDIS_START.read_text()
+    assert "the start script does not turn the default user off" in policy.acl_problems(
+        roles, script.replace("--user default reset off", "")
     )
 
 
