@@ -65,6 +65,7 @@ help: ## Show this help
 up: docker-check env $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
 	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
 		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
+	@if [[ "$(REDIS_TLS)" == true && "$(ROLE)" != worker ]]; then $(MAKE) redis-tls-key; fi
 	$(DC) up --detach --wait $(if $(UP_SERVICES),$(UP_SERVICES),--remove-orphans)
 	@if [[ "$(ROLE)" != worker ]]; then $(MAKE) urls; fi
 
@@ -172,6 +173,15 @@ redis-cli: docker-check ## Open redis-cli on the stack's Redis as the `operator`
 certs: ## Make the private CA and Redis's TLS certificate in certs/ (REDIS_TLS_NAMES=host,ip for remote workers)
 	@REDIS_TLS_NAMES="$(or $(REDIS_TLS_NAMES),$(shell $(ENV_GET) REDIS_TLS_NAMES .env 2>/dev/null))" \
 		bash deploy/scripts/make-certs.sh "$(CERTS_DIR)"
+
+# certs/redis.key is 0600, so Redis's user cannot read a bind mount of it: a one-off
+# root container (the only one, with just the capabilities to read and hand it over)
+# copies it into the redis-tls-key volume, 0400 and owned by Redis's user (tls.yml).
+.PHONY: redis-tls-key
+redis-tls-key: docker-check
+	@$(DC) run --rm --no-deps --user 0 --cap-add CHOWN --cap-add DAC_OVERRIDE --cap-add FOWNER \
+		--entrypoint sh --volume "$(abspath $(CERTS_DIR))/redis.key:/run/redis.key:ro" redis \
+		-c 'install -o redis -g redis -m 0400 /run/redis.key /etc/conveyor/tls-key/redis.key'
 
 ##@ Beyond one machine (docs/deploy.md)
 .PHONY: swarm-up
