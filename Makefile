@@ -48,8 +48,10 @@ UP_SERVICES = $(if $(filter worker,$(ROLE)),--no-deps worker email-worker)
 # expanded when a recipe runs, so it sees a file made earlier in the same run.
 DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
 # Celery commands (inspect, purge) run in the producer container: it has the app and
-# the broker credentials, and is there even when the workers are scaled to zero.
-CELERY = $(DC) exec -T producer celery --app conveyor_core.celery_app
+# the broker credentials, and is there even when the workers are scaled to zero. As the
+# producer's role (which `exec` does not get from the entrypoint): its Redis user may
+# not put back other workers' unacknowledged messages, so it must not try to.
+CELERY = $(DC) exec -T -e CONVEYOR_ROLE=producer producer celery --app conveyor_core.celery_app
 # No buildx on Debian's Docker 20.10: build with compose's own builder, without a warning.
 export COMPOSE_BAKE ?= false
 
