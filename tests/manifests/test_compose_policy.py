@@ -123,7 +123,7 @@ def test_redis_on_a_network_that_is_not_internal_fails(config: dict[str, Any]) -
 def test_the_redis_roles_pass_and_each_weakening_fails() -> None:
     roles = policy.REDIS_ROLES.read_text()
     assert policy.acl_problems(roles) == []
-    assert "the ACL of default does not deny flushall" in policy.acl_problems(
+    assert "the ACL of operator does not deny flushall" in policy.acl_problems(
         roles.replace(" -flushall", "")
     )
     assert "the ACL user flower has no password" in policy.acl_problems(
