@@ -230,7 +230,9 @@ $(WHEELS)/.complete: requirements.lock deploy/scripts/wheelhouse.sh
 	bash deploy/scripts/wheelhouse.sh requirements.lock $(WHEELS)
 	@touch $@
 
-.env: | .env.example
+# Also when .env.example is newer: a new version's generated secrets (a Redis user's
+# password) are appended to an older .env, which never changes otherwise.
+.env: .env.example
 	@bash deploy/scripts/init-env.sh .env.example .env
 
 .PHONY: env
