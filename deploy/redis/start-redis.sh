@@ -64,10 +64,13 @@ case ${1:-} in
     ;;
 esac
 
-# `default` off (no password, no command: a connection must name its role), then
-# `--user NAME reset on #HASH RULES` for each user; rules hold glob characters (~*).
+# `default` off and without a password: no connection can log in as it, each must name
+# its role. Its rules are still all commands on all keys: Redis replays the append-only
+# file as `default`, and EXEC checks the ACL again, so without them every MULTI/EXEC in
+# the file would be dropped at start (redis/redis#14541, fixed after Redis 7.0).
+# Then `--user NAME reset on #HASH RULES` for each user; rules hold glob characters (~*).
 set -f
-set -- "$@" --user default reset off
+set -- "$@" --user default reset off "~*" "&*" +@all
 for name in operator ${REDIS_ROLES:-producer worker email reconciler flower}; do
   variable=REDIS_PASSWORD
   [ "$name" = operator ] || variable=REDIS_$(printf %s "$name" | tr '[:lower:]' '[:upper:]')_PASSWORD
