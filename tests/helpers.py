@@ -79,3 +79,18 @@ def redis_image() -> str:
     """The Redis image `make bases` chose (public, or the air-gapped stand-in)."""
     chosen = read_env_file(ROOT / ".build" / "bases.env").get("REDIS_IMAGE")
     return os.environ.get("REDIS_IMAGE") or chosen or "redis:7-bookworm"
+
+
+#: The mailbox's pages and API paths, and one that does not exist: none answers an
+#: anonymous client (the unit and e2e tests of its login share it).
+MAILBOX_ROUTES = [
+    ("GET", "/"),
+    ("GET", "/?to=ada@example.com"),
+    ("GET", "/messages/1"),
+    ("GET", "/api/messages"),
+    ("DELETE", "/api/messages"),
+    ("GET", "/api/messages/1"),
+    ("GET", "/api/stats"),
+    ("PUT", "/api/faults"),
+    ("GET", "/no-such-page"),
+]

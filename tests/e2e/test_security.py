@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
     make,
     run,
 )
-from tests.helpers import ROOT, read_env_file, task_outcome, wait_for
+from tests.helpers import MAILBOX_ROUTES, ROOT, read_env_file, task_outcome, wait_for
 
 # Every test here runs against the stack (`make up` once per session, see conftest).
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stack")]
@@ -313,19 +313,6 @@ def test_flower_refuses_anonymous_requests(stack: Stack, method: str, path: str)
         assert wrong.status_code == 401
     if method == "GET":
         assert stack.flower.get(path).status_code == 200
-
-
-MAILBOX_ROUTES = [
-    ("GET", "/"),
-    ("GET", "/?to=ada@example.com"),
-    ("GET", "/messages/1"),
-    ("GET", "/api/messages"),
-    ("DELETE", "/api/messages"),
-    ("GET", "/api/messages/1"),
-    ("GET", "/api/stats"),
-    ("PUT", "/api/faults"),
-    ("GET", "/no-such-page"),
-]
 
 
 @pytest.mark.parametrize(("method", "path"), MAILBOX_ROUTES)

@@ -14,21 +14,15 @@ from conveyor_core.settings import MailboxSettings
 from conveyor_mailbox.faults import FaultSwitch
 from conveyor_mailbox.server import build_http_app
 from conveyor_mailbox.store import Store
+from tests.helpers import MAILBOX_ROUTES
 
 USER, PASSWORD = "admin", "a-generated-secret-0123456789"
 #: Every page and API path, and one that does not exist: none answers an anonymous client.
 PATHS = [
-    ("GET", "/"),
-    ("GET", "/?to=ada@example.com"),
-    ("GET", "/messages/1"),
-    ("GET", "/api/messages"),
-    ("DELETE", "/api/messages"),
-    ("GET", "/api/messages/1"),
-    ("GET", "/api/stats"),
+    *MAILBOX_ROUTES,
+    # With the fault switch on (as in these tests), its other methods too.
     ("GET", "/api/faults"),
-    ("PUT", "/api/faults"),
     ("DELETE", "/api/faults"),
-    ("GET", "/no-such-page"),
 ]
 
 
