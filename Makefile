@@ -291,18 +291,22 @@ $(WHEELS)/.complete: requirements.lock deploy/scripts/wheelhouse.sh
 env: ## Create .env, or fill in every generated secret it leaves empty or lacks (never changes one that is set)
 	@bash deploy/scripts/init-env.sh .env.example .env
 
+# Every lock carries the sha256 of each file a pin may install; pip installs them with
+# --require-hashes (images, .venv), so a package swapped on the index is refused.
+LOCK_FILES = requirements.lock requirements-dev.lock bench/requirements.lock
+UV_COMPILE = $(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
+
 .PHONY: lock
-lock: $(VENV)/.complete ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
+lock: $(VENV)/.complete ## Re-resolve the lock files (with hashes) from pyproject.toml and bench/requirements.in
 	$(VENV)/bin/pip install --quiet uv
-	echo 'setuptools>=75' | $(VENV)/bin/uv pip compile pyproject.toml - --universal \
-		--python-version 3.11 --quiet -o requirements.lock
-	echo 'setuptools>=75' | $(VENV)/bin/uv pip compile pyproject.toml - --extra dev --universal \
-		--python-version 3.11 --quiet -o requirements-dev.lock
+	echo 'setuptools>=75' | $(UV_COMPILE) pyproject.toml - -o requirements.lock
+	echo 'setuptools>=75' | $(UV_COMPILE) pyproject.toml - --extra dev -o requirements-dev.lock
+	$(UV_COMPILE) bench/requirements.in -c requirements.lock -o bench/requirements.lock
 
 ##@ Quality
 $(VENV)/.complete: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -380,13 +384,13 @@ lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
 	$(RENDER) -f docker-compose.yml -f deploy/compose/tls.yml config --quiet
 
 .PHONY: audit
-audit: venv ## Security audit: hadolint, shellcheck, the compose policy (docs/security.md) and known vulnerabilities in the lock file
+audit: venv ## Security audit: hadolint, shellcheck, the compose policy (docs/security.md) and known vulnerabilities in every lock file
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 	shellcheck $(SHELL_SCRIPTS)
 	$(RENDER) config --format json | $(VENV)/bin/python deploy/audit/compose_policy.py
 	$(RENDER) -f docker-compose.yml -f deploy/compose/tls.yml config --format json \
 		| $(VENV)/bin/python deploy/audit/compose_policy.py
-	$(VENV)/bin/python deploy/audit/dependencies.py requirements.lock $(AUDIT_ARGS)
+	$(VENV)/bin/python deploy/audit/dependencies.py $(LOCK_FILES) $(AUDIT_ARGS)
 
 ##@ Clean up
 .PHONY: clean

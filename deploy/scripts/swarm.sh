@@ -128,12 +128,30 @@ up() {
 scale() {
   local replicas=${1:?usage: swarm.sh scale N}
   [[ $replicas =~ ^[0-9]+$ ]] || die "N must be a number of replicas, not $replicas"
-  docker service scale --detach=false "${stack}_worker=$replicas" >/dev/null
+  # Detached, then our own wait: the CLI's wait adds the update monitor period (30 s) to
+  # every scale, even down; wait_converged ends once every replica is healthy (up) or
+  # every surplus worker has finished its warm shutdown (down).
+  docker service scale --detach "${stack}_worker=$replicas" >/dev/null
   wait_converged
   log "${stack}_worker runs $replicas replica(s)"
 }
 
+# Scale every worker service of the stack to 0 and wait until their tasks are gone. Run
+# while Redis is still up, their warm shutdown puts back what they prefetched and says
+# goodbye (worker-offline event); with Redis removed at the same time, each of Celery's
+# shutdown steps waits out a connection attempt (measured: the worker outlived the
+# rest of the stack by 50 s).
+stop_workers() {
+  local -a scales
+  mapfile -t scales < <(docker stack services "$stack" --format '{{.Name}}=0' 2>/dev/null |
+    grep -E 'worker=0$' || true)
+  ((${#scales[@]})) || return 0
+  docker service scale --detach "${scales[@]}" >/dev/null
+  wait_converged
+}
+
 down() {
+  stop_workers
   docker stack rm "$stack" >/dev/null 2>&1 || true
   # `stack rm` returns at once; the network goes last, once every container is gone.
   local deadline=$((SECONDS + timeout))

@@ -13,9 +13,11 @@ dest=${2:?usage: wheelhouse.sh LOCK_FILE DEST_DIR}
 pins=$(mktemp)
 trap 'rm -f "$pins"' EXIT
 
-grep -E '^[A-Za-z0-9._-]+==' "$lock" | sed -E 's/[[:space:]]*;.*$//' >"$pins"
+# The lock as it is but for the markers: its --hash lines stay, so pip checks every
+# wheel it downloads against them (hash-checking mode).
+sed -E '/^[A-Za-z0-9._-]+==/ s/[[:space:]]*;[^\\]*//' "$lock" >"$pins"
 mkdir -p "$dest"
-python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
   --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
   --platform manylinux_2_36_x86_64 --platform manylinux_2_31_x86_64 \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \

@@ -26,6 +26,8 @@ from tests.helpers import ROOT, mailbox_auth, task_outcome, wait_for, wait_until
 
 pytestmark = pytest.mark.e2e
 
+#: Countdown of the tasks held across `make stop`: longer than the stop takes.
+HELD_SECONDS = 25
 SERVICES = {"redis", "producer", "worker", "email-worker", "reconciler", "flower", "mailbox"}
 
 
@@ -214,16 +216,44 @@ def queue_length(queue: str = "default", *, check: bool = True) -> int | None:
     raise AssertionError(f"make queues printed no length for queue {queue}")
 
 
-def test_purge_drops_waiting_tasks(stack: Stack) -> None:
+def revoke(stack: Stack, task_id: str) -> None:
+    response = stack.api.delete(f"/api/v1/tasks/{task_id}")
+    assert response.status_code == 202, response.text
+
+
+def never_ran(stack: Stack, task_id: str) -> None:
+    """The task is REVOKED and no worker started it or stored a result for it."""
+    status = stack.api.get(f"/api/v1/tasks/{task_id}").json()
+    assert status["state"] == "REVOKED", status
+    assert status.get("started_at") is None and status.get("result") is None, status
+
+
+def test_purge_and_revoke_while_no_worker_runs_stick(stack: Stack) -> None:
+    """Purged tasks and a task revoked while queued with no worker online never run.
+
+    Celery's revokes live in worker memory (celery#4300): with every worker stopped (the
+    e-mail worker too: a starting worker copies the revokes of any live one) the revoke
+    reached nobody, and the task ran once a worker started. The control task, queued
+    behind it, does run: the new worker took the revoked one first and skipped it.
+    """
     make("scale", "WORKERS=0")
+    compose("stop", "email-worker")
     ids = [submit(stack, "/api/v1/tasks", {"task": "noop"}) for _ in range(5)]
     assert queue_length() == 5
     make("purge", "FORCE=1")
     assert queue_length() == 0
     # Marked REVOKED: a terminal state, so the reconciler will not bring them back.
     assert {stack.api.get(f"/api/v1/tasks/{i}").json()["state"] for i in ids} == {"REVOKED"}
+    revoked = submit(stack, "/api/v1/tasks", {"task": "add", "args": [1, 2]})
+    revoke(stack, revoked)
+    control = submit(stack, "/api/v1/tasks", {"task": "add", "args": [2, 2]})
     make("scale", "WORKERS=1")
+    compose("start", "email-worker")
     assert len(wait_for_online_workers(stack, 1)) == 1
+    assert outcome(stack, control)["result"] == 4
+    wait_for(lambda: queue_length() == 0, 30, "the queue to be empty")
+    for task_id in [revoked, *ids]:
+        never_ran(stack, task_id)
 
 
 def test_api_needs_the_key(stack: Stack) -> None:
@@ -338,7 +368,17 @@ def test_make_kill_spares_redis(stack: Stack) -> None:
 
 
 def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
+    """`make stop` waits for the running task; a revoke made before it outlives it too.
+
+    The revoke case: a task held by a worker for its countdown, revoked, then every
+    container stopped and started (a deploy). Celery's in-memory revoke is gone after
+    that; the revoked task must still not run, while its control (same countdown) does.
+    """
+    submitted = time.time()
     task_id = submit(stack, "/api/v1/tasks", {"task": "sleep", "args": [4]})
+    held = {"task": "add", "args": [3, 4], "countdown": HELD_SECONDS}
+    revoked, control = (submit(stack, "/api/v1/tasks", held) for _ in range(2))
+    revoke(stack, revoked)
     wait_until_started(stack.api, task_id)
     first_start = stack.api.get(f"/api/v1/tasks/{task_id}").json()["started_at"]
     make("stop")
@@ -356,6 +396,10 @@ def test_make_stop_lets_the_running_task_finish(stack: Stack) -> None:
     assert status["started_at"] == first_start, "the task was started a second time"
     finished = datetime.fromisoformat(status["finished_at"]).timestamp()
     assert finished <= stopped_at, f"finished {finished - stopped_at:.1f} s after the stop"
+    # The held tasks were still waiting at the stop (else this is not the deploy case).
+    assert stopped_at < submitted + HELD_SECONDS
+    assert outcome(stack, control)["result"] == 7
+    never_ran(stack, revoked)
 
 
 def mailbox_containers() -> list[str]:

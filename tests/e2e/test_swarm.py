@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +54,33 @@ def replicas() -> dict[str, str]:
     return {row["Name"].removeprefix(f"{STACK}_"): row["Replicas"] for row in rows}
 
 
+def stack_tasks() -> str:
+    """Every task of the stack with its state and error: what a failure should show."""
+    return run(
+        "docker", "stack", "ps", STACK, "--no-trunc",
+        "--format", "{{.Name}} {{.CurrentState}} {{.Error}}", check=False,
+    )  # fmt: skip
+
+
+def accepted(response: httpx.Response) -> dict[str, Any]:
+    """The body of a 202; any other answer fails the test, showing it and the stack's tasks."""
+    assert response.status_code == 202, f"{response.status_code} {response.text}\n{stack_tasks()}"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def submit(api: httpx.Client, body: dict[str, Any]) -> str:
+    """A task's id, submitted as a client does: a 503 (Redis briefly away) is retried with
+    the same idempotency key for up to 60 s."""
+    body = {"idempotency_key": uuid.uuid4().hex, **body}
+
+    def answer() -> httpx.Response | None:
+        response = api.post("/api/v1/tasks", json=body)
+        return None if response.status_code == 503 else response
+
+    return str(accepted(wait_for(answer, 60, "an answer other than 503"))["id"])
+
+
 @pytest.fixture(scope="module")
 def swarm() -> Iterator[None]:
     state = run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}").strip()
@@ -90,10 +119,10 @@ def online_workers(secrets: dict[str, str]) -> list[str]:
 def test_the_stack_converges_and_runs_tasks(api: httpx.Client) -> None:
     assert set(replicas()) == SWARM_SERVICES
     assert all(r.split()[0] in {"1/1", "2/2"} for r in replicas().values()), replicas()
-    task = api.post("/api/v1/tasks", json={"task": "add", "args": [40, 2]}).json()["id"]
+    task = submit(api, {"task": "add", "args": [40, 2]})
     assert task_outcome(api, task, timeout=120)["result"] == 42
     chain = {"steps": [{"task": "add", "args": [2, 2]}, {"task": "mul", "args": [8]}]}
-    workflow = api.post("/api/v1/workflows/chain", json=chain).json()["workflow_id"]
+    workflow = accepted(api.post("/api/v1/workflows/chain", json=chain))["workflow_id"]
     done = wait_for(lambda: ended_workflow(api, workflow), 120, "the chain")
     assert done["result"] == 32
 
@@ -109,19 +138,33 @@ def test_scale_workers_to_three_and_back(api: httpx.Client) -> None:
 
     online = wait_for(three_online, 120, "Flower to list 3 online workers", interval=1)
     assert len(set(online)) == 3
-    ids = [
-        api.post("/api/v1/tasks", json={"task": "add", "args": [i, i]}).json()["id"]
-        for i in range(12)
-    ]
+    ids = [submit(api, {"task": "add", "args": [i, i]}) for i in range(12)]
     assert [task_outcome(api, i, timeout=120)["result"] for i in ids] == [2 * i for i in range(12)]
     run("make", "swarm-scale", "WORKERS=1")
     assert replicas()["worker"].split()[0] == "1/1"
-    task = api.post("/api/v1/tasks", json={"task": "add", "args": [1, 1]}).json()["id"]
+    task = submit(api, {"task": "add", "args": [1, 1]})
     assert task_outcome(api, task, timeout=120)["result"] == 2
 
 
+def stopped_services(since: float) -> list[str]:
+    """The services of the stack whose containers stopped since `since`, in that order."""
+    out = run(
+        "docker", "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}",
+        "--filter", "type=container", "--filter", "event=die",
+        "--filter", f"label=com.docker.stack.namespace={STACK}",
+        "--format", '{{index .Actor.Attributes "com.docker.swarm.service.name"}}',
+    )  # fmt: skip
+    return [line.removeprefix(f"{STACK}_") for line in out.split()]
+
+
 def test_swarm_down_removes_the_stack(api: httpx.Client) -> None:
+    since = time.time()
     run("make", "swarm-down")
+    # The workers stop first, while Redis can still take back what they hold.
+    stopped = stopped_services(since)
+    assert set(stopped) == SWARM_SERVICES, stopped
+    workers = [i for i, service in enumerate(stopped) if service.endswith("worker")]
+    assert max(workers) < stopped.index("redis"), stopped
     stacks = run("docker", "stack", "ls", "--format", "{{.Name}}").split()
     assert STACK not in stacks
     leftovers = run("docker", "ps", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}")
