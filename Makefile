@@ -36,8 +36,9 @@ endif
 # python-dotenv and compose read them). The environment and the command line win over
 # .env: each use below looks in .env only for a variable they leave unset.
 ENV_GET = bash deploy/scripts/env-file.sh get
-# REDIS_TLS=true (in .env or the environment): TLS and one Redis user per role, by
-# adding deploy/compose/tls.yml to the compose files (COMPOSE_FILE, which compose reads).
+# REDIS_TLS=true (in .env or the environment): Redis speaks TLS only, by adding
+# deploy/compose/tls.yml to the compose files (COMPOSE_FILE, which compose reads). Every
+# mode has one Redis user per role (deploy/redis/roles.acl).
 REDIS_TLS ?= $(shell $(ENV_GET) REDIS_TLS .env 2>/dev/null)
 CERTS_DIR ?= $(or $(CONVEYOR_CERTS_DIR),$(shell $(ENV_GET) CONVEYOR_CERTS_DIR .env 2>/dev/null),./certs)
 ifeq ($(REDIS_TLS),true)
@@ -68,8 +69,10 @@ DC = env $(shell cat $(BASES_ENV) 2>/dev/null) $(COMPOSE)
 # Stopping and removing covers the mailbox whatever SMTP_HOST says now.
 DC_ALL = $(DC) --profile mailbox
 # Celery commands (inspect, purge) run in the producer container: it has the app and
-# the broker credentials, and is there even when the workers are scaled to zero.
-CELERY = $(DC) exec -T producer celery --app conveyor_core.celery_app
+# the broker credentials, and is there even when the workers are scaled to zero. As the
+# producer's role (which `exec` does not get from the entrypoint): its Redis user may
+# not put back other workers' unacknowledged messages, so it must not try to.
+CELERY = $(DC) exec -T -e CONVEYOR_ROLE=producer producer celery --app conveyor_core.celery_app
 # No buildx on Debian's Docker 20.10: build with compose's own builder, without a warning.
 export COMPOSE_BAKE ?= false
 
@@ -100,6 +103,7 @@ up: doctor-up docker-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs
 	@# Compose keeps a container of a service whose profile is off: remove a mailbox
 	@# left from before SMTP_HOST pointed elsewhere.
 	$(if $(MAILBOX_ON)$(UP_SERVICES),,$(DC_ALL) rm --stop --force mailbox)
+	@if [[ "$(REDIS_TLS)" == true && "$(ROLE)" != worker ]]; then $(MAKE) redis-tls-key; fi
 	$(DC) up --detach --wait $(if $(UP_SERVICES),$(UP_SERVICES),--remove-orphans)
 	@if [[ "$(ROLE)" != worker ]]; then $(MAKE) urls; fi
 
@@ -215,13 +219,22 @@ shell: docker-check ## Open a shell in a container (SERVICE=producer by default)
 	$(DC) exec $(or $(SERVICE),producer) sh
 
 .PHONY: redis-cli
-redis-cli: docker-check ## Open redis-cli on the stack's Redis as the operator (password not shown; TLS when on)
+redis-cli: docker-check ## Open redis-cli on the stack's Redis as the `operator` user (password not shown; TLS when on)
 	$(DC) exec redis conveyor-redis cli $(ARGS)
 
 .PHONY: certs
 certs: ## Make the private CA and Redis's TLS certificate in certs/ (REDIS_TLS_NAMES=host,ip for remote workers)
 	@REDIS_TLS_NAMES="$(or $(REDIS_TLS_NAMES),$(shell $(ENV_GET) REDIS_TLS_NAMES .env 2>/dev/null))" \
 		bash deploy/scripts/make-certs.sh "$(CERTS_DIR)"
+
+# certs/redis.key is 0600, so Redis's user cannot read a bind mount of it: a one-off
+# root container (the only one, with just the capabilities to read and hand it over)
+# copies it into the redis-tls-key volume, 0400 and owned by Redis's user (tls.yml).
+.PHONY: redis-tls-key
+redis-tls-key: docker-check
+	@$(DC) run --rm --no-deps --user 0 --cap-add CHOWN --cap-add DAC_OVERRIDE --cap-add FOWNER \
+		--entrypoint sh --volume "$(abspath $(CERTS_DIR))/redis.key:/run/redis.key:ro" redis \
+		-c 'install -o redis -g redis -m 0400 /run/redis.key /etc/conveyor/tls-key/redis.key'
 
 ##@ Beyond one machine (docs/deploy.md)
 .PHONY: swarm-up
@@ -354,7 +367,8 @@ SHELL_SCRIPTS = services/entrypoint.sh deploy/base-images/*.sh deploy/scripts/*.
 DOCKERFILES = services/Dockerfile deploy/base-images/redis.Dockerfile deploy/redis/Dockerfile bench/Dockerfile
 # Placeholder secrets: enough for compose to render the configuration.
 RENDER_ENV = REDIS_PASSWORD=x CONVEYOR_API_KEY=x FLOWER_PASSWORD=x REDIS_PRODUCER_PASSWORD=x \
-	REDIS_WORKER_PASSWORD=x REDIS_RECONCILER_PASSWORD=x REDIS_FLOWER_PASSWORD=x MAILBOX_PASSWORD=x
+	REDIS_WORKER_PASSWORD=x REDIS_EMAIL_PASSWORD=x REDIS_RECONCILER_PASSWORD=x \
+	REDIS_FLOWER_PASSWORD=x MAILBOX_PASSWORD=x
 # Checks render every service, the mailbox's profile too.
 RENDER = env -u COMPOSE_FILE $(RENDER_ENV) COMPOSE_PROFILES=mailbox $(COMPOSE)
 

@@ -190,7 +190,7 @@ class Scenarios:
         requests = "20000" if self.sizes.drain_tasks < 1000 else "200000"
         for pipeline in ("1", "16"):
             script = (
-                'redis-benchmark -a "$REDIS_PASSWORD" -q --csv '
+                'redis-benchmark --user operator -a "$REDIS_PASSWORD" -q --csv '
                 f"-t lpush,rpop -n {requests} -P {pipeline} --dbnum 5"
             )
             out = self.stack.compose("exec", "-T", "redis", "sh", "-c", script)

@@ -21,11 +21,17 @@ PUBLISHED = {"producer", "flower", "mailbox"}
 #: `make up` starts one only when asked (the mailbox: while SMTP_HOST=mailbox).
 DEV_ONLY = {"mailbox": "MAILBOX_PASSWORD"}
 LOOPBACK = {"127.0.0.1", "::1"}
-#: Commands no Redis user may have (roles.acl's `default` is the most privileged).
+#: Commands no Redis user may have (roles.acl's `operator` is the most privileged).
 REDIS_DENIED = ("-config", "-flushall", "-debug", "-module", "-shutdown", "-acl")
+#: Redis users no service may log in as: `default` is off, `operator` is for people.
+REDIS_UNUSABLE = {"", "default", "operator"}
+#: Services that talk to the outside world (SMTP): each of their networks with a route
+#: out must hold nothing else, so what they reach out to cannot reach the others.
+EGRESS_ONLY = {"email-worker"}
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "services" / "Dockerfile"
 REDIS_ROLES = ROOT / "deploy" / "redis" / "roles.acl"
+REDIS_START = ROOT / "deploy" / "redis" / "start-redis.sh"
 
 
 def image_user_is_root(dockerfile: Path = DOCKERFILE) -> bool:
@@ -112,13 +118,21 @@ def redis_problems(service: dict[str, Any], networks: dict[str, Any]) -> list[st
     return problems + acl_problems(REDIS_ROLES.read_text())
 
 
-def acl_problems(roles: str) -> list[str]:
-    """Every user of roles.acl has a password (no nopass) and none has the denied commands."""
+def acl_problems(roles: str, start_script: str | None = None) -> list[str]:
+    """What weakens the Redis users: a user without a password or with a denied command.
+
+    Also: the start script must turn `default` off, and roles.acl never turn it on again.
+    """
     problems = []
+    script = REDIS_START.read_text() if start_script is None else start_script
+    if "--user default reset off" not in script:
+        problems.append("the start script does not turn the default user off")
     for line in roles.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         user, *rules = line.split()
+        if user == "default":
+            problems.append("roles.acl defines the default user (it must stay off)")
         if "+@all" in rules and "-@dangerous" not in rules:
             problems += [
                 f"the ACL of {user} does not deny {rule[1:]}"
@@ -130,14 +144,62 @@ def acl_problems(roles: str) -> list[str]:
     return problems
 
 
+def redis_users(services: dict[str, Any]) -> dict[str, str]:
+    """Each service that holds a Redis password, and the Redis user it logs in as."""
+    return {
+        name: str(env.get("REDIS_USERNAME") or "")
+        for name, service in services.items()
+        if name != "redis" and "REDIS_PASSWORD" in (env := service.get("environment") or {})
+    }
+
+
+def redis_user_problems(services: dict[str, Any]) -> list[str]:
+    """Redis clients that do not log in as a role of their own.
+
+    Never `default` (off) or the operator, never a user another service has too.
+    """
+    users = redis_users(services)
+    problems = []
+    for name, user in sorted(users.items()):
+        if user in REDIS_UNUSABLE:
+            problems.append(f"{name}: logs in to Redis as {user or 'default'}, not as its role")
+        elif others := sorted(n for n, u in users.items() if u == user and n != name):
+            problems.append(f"{name}: shares the Redis user {user} with {', '.join(others)}")
+    return problems
+
+
+def egress_problems(services: dict[str, Any], networks: dict[str, Any]) -> list[str]:
+    """An EGRESS_ONLY service's networks with a route out hold no other service."""
+    problems = []
+    for name in sorted(EGRESS_ONLY & services.keys()):
+        for network in services[name].get("networks") or {}:
+            if (networks.get(network) or {}).get("internal"):
+                continue
+            others = sorted(
+                other
+                for other, service in services.items()
+                if other != name and network in (service.get("networks") or {})
+            )
+            if others:
+                problems.append(
+                    f"{name}: its way out, network {network}, also holds {', '.join(others)}"
+                )
+    return problems
+
+
 def check(config: dict[str, Any]) -> list[str]:
     """Every violation in a rendered compose configuration."""
     networks = config.get("networks") or {}
-    return [
-        f"{name}: {problem}"
-        for name, service in sorted((config.get("services") or {}).items())
-        for problem in service_problems(name, service, networks)
-    ]
+    services = config.get("services") or {}
+    return (
+        [
+            f"{name}: {problem}"
+            for name, service in sorted(services.items())
+            for problem in service_problems(name, service, networks)
+        ]
+        + redis_user_problems(services)
+        + egress_problems(services, networks)
+    )
 
 
 def main() -> int:

@@ -3,14 +3,17 @@
 #   conveyor-redis [REDIS-SERVER OPTIONS...]   start the server (exec: PID 1, gets SIGTERM)
 #   conveyor-redis health                      PING as the operator; exit 0 on PONG
 #   conveyor-redis cli [ARGS...]               redis-cli as the operator, password hidden
-# Passwords come from the environment (REDIS_PASSWORD, REDIS_<ROLE>_PASSWORD) or from a
-# file of the same name in lower case in $SECRETS_DIR (Swarm and Kubernetes secrets).
-# REDIS_TLS=true: TLS only (no plain port) with the certificate in $REDIS_TLS_DIR, and
-# one ACL user per role in $REDIS_ROLES (from roles.acl) besides the operator's `default`.
+# One ACL user per role in every mode (roles.acl): the `operator` and each of $REDIS_ROLES;
+# Redis's `default` user is off. Passwords come from the environment (REDIS_PASSWORD for
+# the operator, REDIS_<ROLE>_PASSWORD) or from a file of the same name in lower case in
+# $SECRETS_DIR (Swarm and Kubernetes secrets).
+# REDIS_TLS=true: TLS only (no plain port) with the certificate in $REDIS_TLS_DIR; its
+# private key may be elsewhere ($REDIS_TLS_KEY_FILE, see deploy/compose/tls.yml).
 set -eu
 
 roles=${REDIS_ROLES_FILE:-/etc/conveyor/redis-roles.acl}
 tls_dir=${REDIS_TLS_DIR:-/etc/conveyor/tls}
+tls_key=${REDIS_TLS_KEY_FILE:-$tls_dir/redis.key}
 secrets_dir=${SECRETS_DIR:-/run/secrets}
 tls=${REDIS_TLS:-false}
 
@@ -47,7 +50,8 @@ tls_client_options() {
 case ${1:-} in
   health)
     # shellcheck disable=SC2046 # the TLS options are separate words
-    REDISCLI_AUTH=$(secret REDIS_PASSWORD) redis-cli $(tls_client_options) -h 127.0.0.1 ping |
+    REDISCLI_AUTH=$(secret REDIS_PASSWORD) redis-cli $(tls_client_options) --user operator \
+      -h 127.0.0.1 ping |
       grep -q PONG
     exit
     ;;
@@ -56,19 +60,20 @@ case ${1:-} in
     REDISCLI_AUTH=$(secret REDIS_PASSWORD)
     export REDISCLI_AUTH
     # shellcheck disable=SC2046
-    exec redis-cli $(tls_client_options) -h 127.0.0.1 "$@"
+    exec redis-cli $(tls_client_options) --user operator -h 127.0.0.1 "$@"
     ;;
 esac
 
-# Build `--user NAME on #HASH RULES` for each user; rules hold glob characters (~*).
+# `default` off and without a password: no connection can log in as it, each must name
+# its role. Its rules are still all commands on all keys: Redis replays the append-only
+# file as `default`, and EXEC checks the ACL again, so without them every MULTI/EXEC in
+# the file would be dropped at start (redis/redis#14541, fixed after Redis 7.0).
+# Then `--user NAME reset on #HASH RULES` for each user; rules hold glob characters (~*).
 set -f
-users=default
-if [ "$tls" = true ]; then
-  users="default ${REDIS_ROLES:-producer worker reconciler flower}"
-fi
-for name in $users; do
+set -- "$@" --user default reset off "~*" "&*" +@all
+for name in operator ${REDIS_ROLES:-producer worker email reconciler flower}; do
   variable=REDIS_PASSWORD
-  [ "$name" = default ] || variable=REDIS_$(printf %s "$name" | tr '[:lower:]' '[:upper:]')_PASSWORD
+  [ "$name" = operator ] || variable=REDIS_$(printf %s "$name" | tr '[:lower:]' '[:upper:]')_PASSWORD
   hash=$(sha256 "$(secret "$variable")")
   rules=$(rules_of "$name")
   # shellcheck disable=SC2086 # one word per rule
@@ -77,11 +82,11 @@ done
 set +f
 
 if [ "$tls" = true ]; then
-  for file in ca.crt redis.crt redis.key; do
-    [ -r "$tls_dir/$file" ] || die "REDIS_TLS=true but $tls_dir/$file is missing or unreadable (make certs)"
+  for file in "$tls_dir/ca.crt" "$tls_dir/redis.crt" "$tls_key"; do
+    [ -r "$file" ] || die "REDIS_TLS=true but $file is missing or unreadable (make certs)"
   done
   set -- "$@" --port 0 --tls-port "${REDIS_PORT:-6379}" \
-    --tls-cert-file "$tls_dir/redis.crt" --tls-key-file "$tls_dir/redis.key" \
+    --tls-cert-file "$tls_dir/redis.crt" --tls-key-file "$tls_key" \
     --tls-ca-cert-file "$tls_dir/ca.crt" --tls-auth-clients no \
     --tls-protocols "TLSv1.2 TLSv1.3"
 fi

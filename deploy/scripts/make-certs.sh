@@ -13,11 +13,16 @@ shift
 IFS=', ' read -r -a extra <<<"${REDIS_TLS_NAMES:-}"
 names=(redis localhost 127.0.0.1 "${extra[@]}" "$@")
 
-# The directory is the lock: only its owner may enter. The key inside is readable by
-# all so that Redis's user in its container can read the one file mounted there.
+# Only the owner may enter the directory or read a private key (0600), even in a copy
+# of the folder; certificates are public (0644). Compose hands Redis its key through a
+# volume (`make redis-tls-key`), Swarm and Kubernetes through their secrets.
 umask 077
 mkdir -p "$dir"
 chmod 700 "$dir"
+# Keys made by an older version were readable by all.
+for key in "$dir/ca.key" "$dir/redis.key"; do
+  [[ ! -e $key ]] || chmod 600 "$key"
+done
 
 if [[ ! -s $dir/ca.key || ! -s $dir/ca.crt ]]; then
   openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
@@ -63,5 +68,6 @@ openssl x509 -req -in "$dir/redis.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
   -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n' "$sans") \
   2>/dev/null
 rm -f "$dir/redis.csr"
-chmod 644 "$dir/redis.crt" "$dir/redis.key"
+chmod 644 "$dir/redis.crt"
+chmod 600 "$dir/redis.key"
 echo "make-certs: issued $dir/redis.crt for $sans"

@@ -66,7 +66,7 @@ stage_secrets() {
   trap 'rm -rf "$staging"' EXIT
   export SECRETS_STAGING=$staging
   local name
-  for name in REDIS_PASSWORD REDIS_PRODUCER_PASSWORD REDIS_WORKER_PASSWORD \
+  for name in REDIS_PASSWORD REDIS_PRODUCER_PASSWORD REDIS_WORKER_PASSWORD REDIS_EMAIL_PASSWORD \
     REDIS_RECONCILER_PASSWORD REDIS_FLOWER_PASSWORD FLOWER_PASSWORD FLOWER_COOKIE_SECRET; do
     [[ -n ${!name:-} ]] || die "$name is empty in $env_file: run make env"
     stage "${name,,}" "${!name}"

@@ -148,9 +148,8 @@ def kill_one_email_worker(stack: Stack) -> str:
 def sending_records(stack: Stack, hostname: str) -> int:
     """E-mails whose send lease the worker `hostname` held (and can no longer release)."""
     out = stack.compose(
-        "exec", "-T", "redis", "sh", "-c",
-        'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli -n 1 EVAL "$1" 0 "$2" "$3"',
-        "sh", COUNT_SENDING, "conveyor:email:*", f"sending {hostname} ",
+        "exec", "-T", "redis", "conveyor-redis", "cli", "-n", "1",
+        "EVAL", COUNT_SENDING, "0", "conveyor:email:*", f"sending {hostname} ",
     )  # fmt: skip
     return int(out.strip() or 0)
 

@@ -184,7 +184,7 @@ class Stack:
     def tally(self) -> redis.Redis:
         """A client of the tally Redis, through its loopback port."""
         host, _, port = self.compose("port", "tally", "6379").strip().rpartition(":")
-        password = read_env_file(ROOT / ".env")["REDIS_PASSWORD"]
+        password = read_env_file(ROOT / ".env")["REDIS_WORKER_PASSWORD"]  # compose.chaos.yml
         return redis.Redis(host=host, port=int(port), password=password)
 
     def api(self) -> httpx.Client:

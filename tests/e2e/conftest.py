@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import DEVELOPMENT_MAIL, ROOT, mailbox_auth, read_env_file
+from tests.helpers import (
+    DEVELOPMENT_MAIL,
+    ROOT,
+    mailbox_auth,
+    read_env_file,
+    task_outcome,
+    wait_for,
+)
 
 PROJECT = "conveyor-e2e"
 PORTS = {"PRODUCER_PORT": 18000, "FLOWER_PORT": 15555, "MAILBOX_PORT": 18025}
@@ -113,3 +120,49 @@ def stack() -> Iterator[Stack]:
             client.close()
         # The mailbox's profile too: compose leaves a service of an inactive profile alone.
         compose("--profile", "mailbox", "down", "--volumes", "--remove-orphans", check=False)
+
+
+def ended_workflow(api: httpx.Client, workflow_id: str) -> dict[str, Any] | None:
+    """A workflow's status once it ended, else None."""
+    status: dict[str, Any] = api.get(f"/api/v1/workflows/{workflow_id}").json()
+    return status if status["state"] in {"SUCCESS", "FAILURE"} else None
+
+
+def do_the_usual_work(stack: Stack, recipient: str) -> None:
+    """What every role does with Redis: a task, a chord, an e-mail, the queue view (the
+    producer asks the workers), and Flower's workers, tasks and queue lengths.
+
+    The Redis-user tests run it and then look for refused commands in the ACL log.
+    """
+    api = stack.api
+    add = api.post("/api/v1/tasks", json={"task": "add", "args": [2, 3]}).json()["id"]
+    assert task_outcome(api, add)["result"] == 5
+    chord = {
+        "steps": [{"task": "add", "args": [i, i]} for i in range(20)],
+        "callback": {"task": "xsum"},
+    }
+    workflow = api.post("/api/v1/workflows/chord", json=chord).json()["workflow_id"]
+    done = wait_for(lambda: ended_workflow(api, workflow), 120, "the chord")
+    assert (done["state"], done["result"]) == ("SUCCESS", 380)
+    mail = {"to": [recipient], "subject": "Redis users", "text": "hello"}
+    email = api.post("/api/v1/emails", json=mail).json()["id"]
+    assert task_outcome(api, email)["state"] == "SUCCESS"
+    inbox = stack.mailbox.get("/api/messages", params={"to": recipient}).json()
+    assert [m["subject"] for m in inbox["messages"]] == ["Redis users"]
+    # The producer asks the workers which queues they consume (remote control replies).
+    queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["queues"]}
+    assert {name.split("@")[0] for name in queues["default"]["consumers"]} == {"worker"}
+    assert {name.split("@")[0] for name in queues["email"]["consumers"]} == {"email"}
+
+    # Flower (its own Redis user) sees the workers, their tasks and the queue lengths.
+    def both_online() -> bool:
+        workers = stack.flower.get("/api/workers", params={"status": "true"}).json()
+        return {name.split("@")[0] for name, up in workers.items() if up} == {"email", "worker"}
+
+    wait_for(both_online, 60, "Flower to see the worker and the e-mail worker online")
+    inspected = stack.flower.get("/api/workers", params={"refresh": "1"}).json()
+    assert any(name.startswith("worker@") and "stats" in w for name, w in inspected.items())
+    tasks = wait_for(lambda: stack.flower.get("/api/tasks").json().get(add), 60, "the task")
+    assert tasks["state"] == "SUCCESS"
+    lengths = stack.flower.get("/api/queues/length").json()["active_queues"]
+    assert {q["name"] for q in lengths} >= {"default", "email"}

@@ -17,7 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ENV, PORTS, PROJECT, Stack, compose, containers, make, run
+from tests.e2e import redis_roles
+from tests.e2e.conftest import (
+    ENV,
+    PORTS,
+    PROJECT,
+    Stack,
+    compose,
+    containers,
+    do_the_usual_work,
+    make,
+    run,
+)
 from tests.helpers import MAILBOX_ROUTES, ROOT, read_env_file, task_outcome, wait_for
 
 # Every test here runs against the stack (`make up` once per session, see conftest).
@@ -27,14 +38,36 @@ IMAGE = f"conveyor-app:{os.environ.get('CONVEYOR_IMAGE_TAG', 'dev')}"
 
 
 def redis_cli(*args: str, authenticated: bool = True, stdin: str | None = None) -> str:
-    """redis-cli in the Redis container (as the application's user, or anonymous)."""
-    auth = 'REDISCLI_AUTH="$REDIS_PASSWORD" ' if authenticated else ""
-    done = run(
-        "docker", "compose", "exec", "-T", "redis", "sh", "-c",
-        auth + 'exec redis-cli "$@"', "sh", *args,
-        check=False, stdin=stdin,
-    )  # fmt: skip
+    """redis-cli in the Redis container (as the operator, the most privileged user, or
+    anonymous)."""
+    cli = ["conveyor-redis", "cli"] if authenticated else ["redis-cli"]
+    done = run("docker", "compose", "exec", "-T", "redis", *cli, *args, check=False, stdin=stdin)
     return done.stdout + done.stderr
+
+
+def service_env(service: str) -> dict[str, str]:
+    """The environment a service's container runs with."""
+    (container,) = [c for c in containers() if c["Service"] == service]
+    raw = run("docker", "inspect", "--format", "{{json .Config.Env}}", container["ID"]).stdout
+    return dict(item.split("=", 1) for item in json.loads(raw))
+
+
+def redis_roles_script(where: list[str], check: str, env: dict[str, str]) -> str:
+    """Run tests/e2e/redis_roles.py in a container (`where`: the command that starts its
+    Python reading the script from stdin); its output. Fails with it if a check fails."""
+    done = subprocess.run(
+        [*where, "-", check],
+        cwd=ROOT,
+        env=env,
+        input=(ROOT / "tests" / "e2e" / "redis_roles.py").read_text(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    return output
 
 
 def container_ip(service: str, network: str) -> str:
@@ -102,6 +135,78 @@ def test_redis_needs_the_password_and_refuses_admin_commands() -> None:
     denied = redis_cli("debug", "sleep", "0")
     assert "NOPERM" in denied or "DEBUG command not allowed" in denied
     assert "PONG" in redis_cli("ping")  # still up after the SHUTDOWN attempt
+
+
+def test_the_default_user_is_off() -> None:
+    """Nobody logs in as `default`: not with the operator's password the old way (AUTH
+    without a user name), nor with any role's."""
+    secrets = read_env_file(ROOT / ".env")
+    for user in redis_roles.USERS:
+        password = secrets[redis_roles.password_variable(user)]
+        for auth in (f"AUTH {password}", f"AUTH default {password}"):
+            refused = redis_cli(authenticated=False, stdin=auth + "\n")  # never in `ps`
+            assert "WRONGPASS" in refused, (user, refused)
+
+
+def test_the_stack_runs_with_no_command_refused_by_redis(stack: Stack) -> None:
+    """Each role's user lets it do its work: Redis's ACL log stays empty."""
+    assert redis_cli("acl", "log", "reset").strip() == "OK"
+    do_the_usual_work(stack, "acl@example.com")
+    log = redis_cli("acl", "log")
+    assert log.strip() == "", f"Redis refused something the stack does:\n{log}"
+
+
+def test_each_redis_role_is_refused_another_roles_work() -> None:
+    """The checks of the TLS stack (tests/e2e/redis_roles.py), from a container on the
+    backend network: Redis is published nowhere here."""
+    secrets = read_env_file(ROOT / ".env")
+    variables = [redis_roles.password_variable(user) for user in redis_roles.USERS]
+    where = ["docker", "run", "--rm", "-i", "--network", f"{PROJECT}_backend"]
+    where += [f"--env={name}" for name in variables]  # values from the environment below
+    where += ["--entrypoint", "python", IMAGE]
+    passed = redis_roles_script(where, "roles", {**ENV, **{n: secrets[n] for n in variables}})
+    assert "default: cannot log in" in passed
+
+
+def test_each_service_holds_its_own_redis_password_and_no_other() -> None:
+    secrets = read_env_file(ROOT / ".env")
+    passwords = {user: secrets[redis_roles.password_variable(user)] for user in redis_roles.USERS}
+    users = {
+        "producer": "producer",
+        "worker": "worker",
+        "email-worker": "email",
+        "reconciler": "reconciler",
+        "flower": "flower",
+    }
+    for service, user in users.items():
+        env = service_env(service)
+        assert env["REDIS_USERNAME"] == user, service
+        own = env["REDIS_PASSWORD"] == passwords[user]  # a bool: pytest shows no secret
+        assert own, f"{service} does not hold the password of {user}"
+        others = {u for u, value in passwords.items() if u != user and value in env.values()}
+        assert not others, f"{service} holds the Redis password of {others}"
+    mailbox = service_env("mailbox")
+    assert not set(passwords.values()) & set(mailbox.values())
+
+
+def test_the_email_worker_cannot_log_in_as_another_role() -> None:
+    """From inside the e-mail worker, with what it holds: only its own user opens."""
+    where = ["docker", "compose", "exec", "-T", "email-worker", "python"]
+    passed = redis_roles_script(where, "own-user-only", ENV)
+    assert "email's password opens no other Redis user" in passed
+
+
+def test_the_email_worker_goes_out_through_a_network_of_its_own() -> None:
+    """Its way out (SMTP) holds nothing else; the published frontend does not hold it."""
+
+    def members(network: str) -> set[str]:
+        inspected = json.loads(run("docker", "network", "inspect", f"{PROJECT}_{network}").stdout)
+        names = {c["Name"] for c in inspected[0]["Containers"].values()}
+        return {c["Service"] for c in containers() if c["Name"] in names}
+
+    assert members("email-egress") == {"email-worker"}
+    assert "email-worker" not in members("frontend")
+    assert not connects(f"{PROJECT}_email-egress", "producer", 8000)
 
 
 # ---- 3. Messages ----------------------------------------------------------------------

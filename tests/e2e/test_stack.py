@@ -293,9 +293,7 @@ def test_redis_is_not_published_and_needs_a_password(stack: Stack) -> None:
         assert sock.connect_ex(("127.0.0.1", 6379)) != 0
     denied = compose("exec", "-T", "redis", "redis-cli", "ping", check=False)
     assert "NOAUTH" in denied.stdout + denied.stderr
-    allowed = compose(
-        "exec", "-T", "redis", "sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli info memory'
-    )
+    allowed = compose("exec", "-T", "redis", "conveyor-redis", "cli", "info", "memory")
     assert "maxmemory_policy:noeviction" in allowed.stdout
 
 
@@ -320,14 +318,7 @@ def test_dead_letters_through_make(stack: Stack) -> None:
 
 def aof_is_settled() -> bool:
     """Redis has written and synced everything to its AOF, and is not rewriting it."""
-    info = compose(
-        "exec",
-        "-T",
-        "redis",
-        "sh",
-        "-c",
-        'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli info persistence',
-    ).stdout
+    info = compose("exec", "-T", "redis", "conveyor-redis", "cli", "info", "persistence").stdout
     fields = dict(line.split(":", 1) for line in info.split() if ":" in line)
     settled = {
         "aof_enabled": "1",

@@ -1,9 +1,10 @@
-"""The stack with REDIS_TLS=true: TLS only, one Redis ACL user per role.
+"""The stack with REDIS_TLS=true: TLS only, one Redis ACL user per role as without TLS.
 
 `make up` on a compose project of its own, certificates from `make certs` in a temporary
 folder. The same work as the plain stack must succeed (tasks, a chord, an e-mail, Flower,
 the queue view) with no command refused by Redis (its ACL log stays empty), and each
-role's credentials must be refused for another role's work: a worker started with the
+role's credentials must be refused for another role's work (tests/e2e/redis_roles.py,
+which the security suite runs in the plain stack too): a worker started with the
 producer's password takes no task.
 """
 
@@ -11,31 +12,26 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, do_the_usual_work
+from tests.e2e.redis_roles import USERS, Connect, check_roles, password_variable
 from tests.helpers import (
     DEVELOPMENT_MAIL,
     ROOT,
     mailbox_auth,
     read_env_file,
     task_outcome,
-    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def ended_workflow(api: httpx.Client, workflow_id: str) -> dict[str, Any] | None:
-    status: dict[str, Any] = api.get(f"/api/v1/workflows/{workflow_id}").json()
-    return status if status["state"] in {"SUCCESS", "FAILURE"} else None
 
 
 PROJECT = "conveyor-e2e-tls"
@@ -105,19 +101,27 @@ def tls_stack(env: dict[str, str]) -> Iterator[Stack]:
         run(env, *DOWN, check=False)
 
 
-def as_role(stack: Stack, certs: Path, role: str, db: int = 0) -> redis.Redis:
+def tls_client(certs: Path) -> Connect:
+    """Clients of the published TLS port, checking Redis's certificate."""
+
+    def connect(user: str | None, password: str | None) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1",
+            port=REDIS_PORT,
+            username=user,
+            password=password,
+            ssl=True,
+            ssl_ca_certs=str(certs / "ca.crt"),
+            ssl_cert_reqs="required",
+            socket_timeout=5,
+        )
+
+    return connect
+
+
+def as_role(stack: Stack, certs: Path, role: str) -> redis.Redis:
     """A client of the published TLS port, logged in as one role."""
-    return redis.Redis(
-        host="127.0.0.1",
-        port=REDIS_PORT,
-        db=db,
-        username=role,
-        password=stack.secrets[f"REDIS_{role.upper()}_PASSWORD"],
-        ssl=True,
-        ssl_ca_certs=str(certs / "ca.crt"),
-        ssl_cert_reqs="required",
-        socket_timeout=5,
-    )
+    return tls_client(certs)(role, stack.secrets[password_variable(role)])
 
 
 def acl_log(env: dict[str, str]) -> str:
@@ -129,7 +133,6 @@ def acl_log(env: dict[str, str]) -> str:
 def test_the_whole_stack_works_with_tls_and_no_command_is_refused(
     tls_stack: Stack, env: dict[str, str]
 ) -> None:
-    api = tls_stack.api
     run(
         env,
         "docker",
@@ -143,40 +146,7 @@ def test_the_whole_stack_works_with_tls_and_no_command_is_refused(
         "LOG",
         "RESET",
     )
-    add = api.post("/api/v1/tasks", json={"task": "add", "args": [2, 3]}).json()["id"]
-    assert task_outcome(api, add)["result"] == 5
-    chord = {
-        "steps": [{"task": "add", "args": [i, i]} for i in range(20)],
-        "callback": {"task": "xsum"},
-    }
-    workflow = api.post("/api/v1/workflows/chord", json=chord).json()["workflow_id"]
-    done = wait_for(lambda: ended_workflow(api, workflow), 120, "the chord")
-    assert (done["state"], done["result"]) == ("SUCCESS", 380)
-    mail = {"to": ["tls@example.com"], "subject": "over TLS", "text": "hello"}
-    email = api.post("/api/v1/emails", json=mail).json()["id"]
-    assert task_outcome(api, email)["state"] == "SUCCESS"
-    inbox = tls_stack.mailbox.get("/api/messages", params={"to": "tls@example.com"}).json()
-    assert [m["subject"] for m in inbox["messages"]] == ["over TLS"]
-    # The producer asks the workers which queues they consume (remote control replies).
-    queues = {q["name"]: q for q in api.get("/api/v1/queues").json()["queues"]}
-    assert [name.split("@")[0] for name in queues["default"]["consumers"]] == ["worker"]
-    assert [name.split("@")[0] for name in queues["email"]["consumers"]] == ["email"]
-
-    # Flower (its own Redis user) sees the workers, their tasks and the queue lengths.
-    def both_online() -> bool:
-        workers = tls_stack.flower.get("/api/workers", params={"status": "true"}).json()
-        return sorted(name.split("@")[0] for name, up in workers.items() if up) == [
-            "email",
-            "worker",
-        ]
-
-    wait_for(both_online, 60, "Flower to see the worker and the e-mail worker online")
-    inspected = tls_stack.flower.get("/api/workers", params={"refresh": "1"}).json()
-    assert any(name.startswith("worker@") and "stats" in w for name, w in inspected.items())
-    tasks = wait_for(lambda: tls_stack.flower.get("/api/tasks").json().get(add), 60, "the task")
-    assert tasks["state"] == "SUCCESS"
-    lengths = tls_stack.flower.get("/api/queues/length").json()["active_queues"]
-    assert {q["name"] for q in lengths} >= {"default", "email"}
+    do_the_usual_work(tls_stack, "tls@example.com")
     log = acl_log(env)
     assert log.strip() == "", f"Redis refused something the stack does:\n{log}"
 
@@ -196,30 +166,19 @@ def test_redis_speaks_only_tls_with_a_certificate_from_our_ca(
 
 
 def test_each_role_is_refused_what_belongs_to_another(tls_stack: Stack, certs: Path) -> None:
-    producer = as_role(tls_stack, certs, "producer")
-    flower = as_role(tls_stack, certs, "flower")
-    worker = as_role(tls_stack, certs, "worker")
-    probe = "default-acl-probe"
-    assert producer.lpush(probe, "x") == 1  # the producer may push to a queue...
-    for take in (lambda: producer.rpop(probe), lambda: producer.brpop([probe], timeout=1)):
-        with pytest.raises(redis.exceptions.NoPermissionError):
-            take()  # ...but never take from one
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        producer.zadd("unacked_index", {"forged": 1})
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        flower.lpush(probe, "x")  # Flower only counts queues
-    assert flower.llen(probe) == 1
-    assert worker.rpop(probe) == b"x"
-    for role in (producer, flower, worker):
-        for command in (("FLUSHALL",), ("CONFIG", "GET", "dir"), ("ACL", "LIST")):
-            with pytest.raises(redis.exceptions.NoPermissionError):
-                role.execute_command(*command)  # type: ignore[no-untyped-call]
-    with pytest.raises(redis.AuthenticationError):
-        redis.Redis(
-            host="127.0.0.1", port=REDIS_PORT, username="worker",
-            password=tls_stack.secrets["REDIS_PRODUCER_PASSWORD"], ssl=True,
-            ssl_ca_certs=str(certs / "ca.crt"), socket_timeout=5,
-        ).ping()  # fmt: skip
+    passwords = {user: tls_stack.secrets[password_variable(user)] for user in USERS}
+    assert check_roles(tls_client(certs), passwords)
+
+
+@pytest.mark.usefixtures("tls_stack")
+def test_redis_reads_its_key_from_a_copy_only_it_can_read(env: dict[str, str], certs: Path) -> None:
+    """`make certs` leaves the key 0600 on the host; Redis gets a 0400 copy of its own."""
+    assert stat.S_IMODE((certs / "redis.key").stat().st_mode) == 0o600
+    listing = run(
+        env, "docker", "compose", "exec", "-T", "redis", "stat", "-c", "%a %U",
+        "/etc/conveyor/tls-key/redis.key",
+    )  # fmt: skip
+    assert listing.split() == ["400", "redis"], listing
 
 
 def test_a_worker_with_the_producers_credentials_takes_no_task(

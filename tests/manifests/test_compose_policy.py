@@ -22,6 +22,14 @@ assert spec and spec.loader
 policy = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(policy)
 
+#: The secrets compose insists on (`${VAR:?...}`): placeholders are enough to render.
+SECRETS = [
+    "CONVEYOR_API_KEY",
+    "FLOWER_PASSWORD",
+    "REDIS_PASSWORD",
+    *(f"REDIS_{role}_PASSWORD" for role in ("PRODUCER", "WORKER", "EMAIL", "RECONCILER", "FLOWER")),
+]
+
 
 def render(*files: str) -> dict[str, Any]:
     """`docker compose config` of `files` (default: docker-compose.yml), as `make audit`."""
@@ -29,7 +37,7 @@ def render(*files: str) -> dict[str, Any]:
         pytest.fail("this test renders docker-compose.yml: it needs Docker's compose plugin")
     env = {
         **os.environ,
-        **dict.fromkeys(("REDIS_PASSWORD", "CONVEYOR_API_KEY", "FLOWER_PASSWORD"), "x"),
+        **dict.fromkeys(SECRETS, "x"),
         "MAILBOX_PASSWORD": "x",
         # As `make audit` renders it: the development mailbox's profile too.
         "COMPOSE_PROFILES": "mailbox",
@@ -99,6 +107,26 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
         ("redis", lambda s: s.update(command=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.update(entrypoint=["redis-server"]), "redis: the start script is"),
         ("redis", lambda s: s.pop("build"), "redis: not built from deploy/redis"),
+        (
+            "producer",
+            lambda s: s["environment"].pop("REDIS_USERNAME"),
+            "producer: logs in to Redis as default",
+        ),
+        (
+            "flower",
+            lambda s: s["environment"].update(REDIS_USERNAME="operator"),
+            "flower: logs in to Redis as operator",
+        ),
+        (
+            "email-worker",
+            lambda s: s["environment"].update(REDIS_USERNAME="worker"),
+            "email-worker: shares the Redis user worker with worker",
+        ),
+        (
+            "email-worker",
+            lambda s: s["networks"].update(frontend=None),
+            "email-worker: its way out, network frontend, also holds flower",
+        ),
     ],
 )
 def test_removing_a_control_fails_the_policy(
@@ -118,11 +146,18 @@ def test_redis_on_a_network_that_is_not_internal_fails(config: dict[str, Any]) -
 def test_the_redis_roles_pass_and_each_weakening_fails() -> None:
     roles = policy.REDIS_ROLES.read_text()
     assert policy.acl_problems(roles) == []
-    assert "the ACL of default does not deny flushall" in policy.acl_problems(
+    assert "the ACL of operator does not deny flushall" in policy.acl_problems(
         roles.replace(" -flushall", "")
     )
     assert "the ACL user flower has no password" in policy.acl_problems(
         roles.replace("\nflower ", "\nflower nopass ")
+    )
+    assert "roles.acl defines the default user (it must stay off)" in policy.acl_problems(
+        roles + "default on nopass ~* +@all\n"
+    )
+    script = policy.REDIS_START.read_text()
+    assert "the start script does not turn the default user off" in policy.acl_problems(
+        roles, script.replace("--user default reset off", "")
     )
 
 

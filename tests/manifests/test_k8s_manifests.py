@@ -119,7 +119,7 @@ def test_each_role_logs_in_as_its_own_redis_user(manifests: list[dict[str, Any]]
     expected = {
         "producer": "producer",
         "worker": "worker",
-        "email-worker": "worker",
+        "email-worker": "email",
         "reconciler": "reconciler",
         "flower": "flower",
     }
@@ -132,6 +132,17 @@ def test_each_role_logs_in_as_its_own_redis_user(manifests: list[dict[str, Any]]
         [secret] = [v["secret"] for v in spec["volumes"] if v["name"] == "secrets"]
         keys = {item["path"]: item["key"] for item in secret["items"]}
         assert keys["redis_password"] == f"redis-{expected[name]}-password"
+    # Redis creates each of those users (the `default` one is always off).
+    [redis] = by_kind(manifests, "StatefulSet")["redis"]["spec"]["template"]["spec"]["containers"]
+    roles = (env_of(redis, "REDIS_ROLES") or "").split()
+    assert set(expected.values()) | {"autoscaler"} <= set(roles)
+    [passwords] = [
+        v["secret"]
+        for v in by_kind(manifests, "StatefulSet")["redis"]["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "passwords"
+    ]
+    paths = {item["path"] for item in passwords["items"]}
+    assert {f"redis_{role}_password" for role in roles} | {"redis_password"} <= paths
 
 
 def test_every_container_runs_locked_down_with_probes(manifests: list[dict[str, Any]]) -> None:

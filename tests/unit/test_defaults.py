@@ -58,9 +58,10 @@ OVERRIDES = {
         )
         for name in ("WORKER_POOL", "WORKER_CONCURRENCY", "WORKER_NAME", "WORKER_QUEUES")
     ),
-    # TLS and one Redis user per role: the TLS overlay, Swarm and Kubernetes.
+    # One Redis user per role, in every deployment.
+    ("docker-compose.yml", "*", "REDIS_USERNAME"),
+    # TLS: the TLS overlay, Swarm and Kubernetes.
     ("deploy/compose/tls.yml", "*", "REDIS_TLS"),
-    ("deploy/compose/tls.yml", "*", "REDIS_USERNAME"),
     ("deploy/swarm/stack.yml", "*", "REDIS_TLS"),
     ("deploy/swarm/stack.yml", "*", "REDIS_USERNAME"),
     ("deploy/k8s/base/config.yaml", "*", "REDIS_TLS"),

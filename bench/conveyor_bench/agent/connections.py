@@ -19,9 +19,10 @@ CEILING_DB = 5
 
 
 def redis_url(db: int) -> str:
-    """The URL of one database of the stack's Redis, password included."""
+    """The URL of one database of the stack's Redis, user and password included."""
+    user = quote(os.environ.get("REDIS_USERNAME", ""), safe="")
     password = quote(os.environ["REDIS_PASSWORD"], safe="")
-    return f"redis://:{password}@{REDIS_HOST}:6379/{db}"
+    return f"redis://{user}:{password}@{REDIS_HOST}:6379/{db}"
 
 
 def client(db: int) -> redis.Redis:

@@ -98,7 +98,7 @@ def redis_info(settings: Settings, wait: float = REDIS_WAIT_SECONDS) -> dict[str
         try:
             return dict(client.info())
         except redis.exceptions.NoPermissionError:
-            # A per-role Redis user (REDIS_TLS) may not run INFO: it got this far, so
+            # A Redis user without INFO (a managed Redis's role): it got this far, so
             # Redis answers and took its password; the workers check the server itself.
             return {}
         except redis.AuthenticationError as exc:

@@ -95,8 +95,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     redis_host: str = "redis"
     redis_port: int = Field(6379, ge=1, le=65535)
-    #: The Redis ACL user of this service (producer, worker, flower, reconciler); empty:
-    #: Redis's `default` user, the only one when per-role users are off.
+    #: The Redis ACL user of this service (producer, worker, email, reconciler, flower:
+    #: deploy/redis/roles.acl), with REDIS_PASSWORD its password. Empty: Redis's `default`
+    #: user, for a Redis with a password only; Conveyor's own Redis turns `default` off.
     redis_username: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
     redis_password: SecretStr
     #: Speak TLS to Redis (rediss://), checking its certificate against REDIS_TLS_CA_FILE
