@@ -97,15 +97,21 @@ doctor-up:
 
 ##@ Run
 .PHONY: up
-up: doctor-up docker-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
-	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
-		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
+up: doctor-up docker-check role-check env mail-check $(if $(filter true,$(REDIS_TLS)),certs) images ## Build and start the stack; wait until every service is healthy (ROLE=worker: workers only)
 	@# Compose keeps a container of a service whose profile is off: remove a mailbox
 	@# left from before SMTP_HOST pointed elsewhere.
 	$(if $(MAILBOX_ON)$(UP_SERVICES),,$(DC_ALL) rm --stop --force mailbox)
 	@if [[ "$(REDIS_TLS)" == true && "$(ROLE)" != worker ]]; then $(MAKE) redis-tls-key; fi
 	$(DC) up --detach --wait $(if $(UP_SERVICES),$(UP_SERVICES),--remove-orphans)
 	@if [[ "$(ROLE)" != worker ]]; then $(MAKE) urls; fi
+
+# ROLE=worker needs TLS: its Redis is another host's. Checked before anything is made.
+.PHONY: role-check
+role-check:
+	@if [[ "$(ROLE)" != all && "$(ROLE)" != worker ]]; then \
+		echo "ROLE must be all or worker, got '$(ROLE)'" >&2; exit 2; fi
+	@if [[ "$(ROLE)" == worker && "$(REDIS_TLS)" != true ]]; then \
+		echo "ROLE=worker reaches Redis on another host: set REDIS_TLS=true (docs/deploy.md)" >&2; exit 2; fi
 
 # Before the build, what the e-mail worker's start-up check would refuse later (the rule
 # is WorkerSettings.email_problems'): production e-mail going to the development mailbox.
@@ -223,9 +229,9 @@ redis-cli: docker-check ## Open redis-cli on the stack's Redis as the `operator`
 	$(DC) exec redis conveyor-redis cli $(ARGS)
 
 .PHONY: certs
-certs: ## Make the private CA and Redis's TLS certificate in certs/ (REDIS_TLS_NAMES=host,ip for remote workers)
+certs: ## Make the private CA and Redis's TLS certificate in certs/ (REDIS_TLS_NAMES=host,ip for remote workers; ROLE=worker: only check the copied ca.crt)
 	@REDIS_TLS_NAMES="$(or $(REDIS_TLS_NAMES),$(shell $(ENV_GET) REDIS_TLS_NAMES .env 2>/dev/null))" \
-		bash deploy/scripts/make-certs.sh "$(CERTS_DIR)"
+		bash deploy/scripts/make-certs.sh $(if $(filter worker,$(ROLE)),--client) "$(CERTS_DIR)"
 
 # certs/redis.key is 0600, so Redis's user cannot read a bind mount of it: a one-off
 # root container (the only one, with just the capabilities to read and hand it over)

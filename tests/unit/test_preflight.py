@@ -1,12 +1,15 @@
 """The start-up check: its view of the Redis server, and the e-mail worker's SMTP server."""
 
 import os
+import ssl
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+import redis
 
-from conveyor_core.preflight import redis_problems, settings_problems
+from conveyor_core.preflight import PreflightError, redis_info, redis_problems, settings_problems
 
 
 def test_an_evicting_redis_without_persistence_is_refused_and_warned_about() -> None:
@@ -71,3 +74,36 @@ def test_the_mailbox_refusal_is_only_for_production_email_workers(
         monkeypatch.setenv(name, value)
     settings, problems = settings_problems("worker")
     assert problems == [] and settings is not None
+
+
+class RefusingRedis:
+    """A client whose every call fails the way a wrong ca.crt does."""
+
+    calls = 0
+
+    def info(self) -> dict[str, object]:
+        RefusingRedis.calls += 1
+        cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+        raise redis.ConnectionError(
+            "Error 1 connecting to 172.17.0.1:6380. [SSL: CERTIFICATE_VERIFY_FAILED] "
+            "certificate verify failed: self-signed certificate in certificate chain"
+        ) from cause
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_certificate_our_ca_does_not_verify_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A wrong ca.crt never gets better: no minute of waiting for Redis to start.
+    monkeypatch.setattr(redis.Redis, "from_url", lambda *a, **k: RefusingRedis())
+    settings = SimpleNamespace(
+        broker_url="rediss://worker@172.17.0.1:6380/0",
+        redis_socket_timeout=2,
+        redis_host="172.17.0.1",
+        redis_port=6380,
+    )
+    with pytest.raises(PreflightError, match="REDIS_TLS_CA_FILE's CA does not verify"):
+        redis_info(settings, wait=30)  # type: ignore[arg-type]
+    assert RefusingRedis.calls == 1

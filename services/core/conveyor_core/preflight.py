@@ -10,6 +10,7 @@ print a warning.
 from __future__ import annotations
 
 import importlib
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -88,6 +89,16 @@ def celery_problems(app: Celery, settings: Settings) -> list[str]:
     return problems
 
 
+def certificate_refused(exc: BaseException) -> bool:
+    """Whether a Redis error comes from a failed TLS certificate check."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "certificate verify failed" in str(exc)
+
+
 def redis_info(settings: Settings, wait: float = REDIS_WAIT_SECONDS) -> dict[str, Any]:
     """Redis's INFO, waiting up to `wait` seconds for it to answer ({} if not allowed)."""
     client = redis.Redis.from_url(
@@ -104,6 +115,15 @@ def redis_info(settings: Settings, wait: float = REDIS_WAIT_SECONDS) -> dict[str
         except redis.AuthenticationError as exc:
             raise PreflightError(f"Redis refused REDIS_PASSWORD: {exc}") from exc
         except redis.RedisError as exc:
+            if certificate_refused(exc):
+                # Waiting cannot help: Redis's certificate is not from our CA, or not for
+                # REDIS_HOST (a worker host given a ca.crt other than the Redis host's).
+                raise PreflightError(
+                    f"Redis at REDIS_HOST={settings.redis_host}:{settings.redis_port} "
+                    "presented a certificate that REDIS_TLS_CA_FILE's CA does not verify "
+                    "(copy ca.crt from the host that runs Redis, docs/deploy.md): "
+                    f"{exc}"
+                ) from exc
             if time.monotonic() > deadline:
                 raise PreflightError(
                     f"Redis at REDIS_HOST={settings.redis_host}:{settings.redis_port} "
