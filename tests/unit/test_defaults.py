@@ -345,9 +345,6 @@ NOT_PASSED = {
     **{(d, "TALLY_REDIS_URL"): "test stacks only" for d in ("swarm", "kubernetes")},
     ("swarm", "REDIS_PORT"): "the stack's own Redis, always redis:6379 (TLS)",
 }
-#: The mailbox is being reworked on its own branch: its MAILBOX_* settings join the
-#: .env.example and reachability checks there (the unknown-variable check covers it).
-PENDING_CLASSES: tuple[type[BaseSettings], ...] = (core.MailboxSettings,)
 #: Variables of Redis's start script whose names it builds: REDIS_<ROLE>_PASSWORD.
 REDIS_ROLE_PASSWORD = re.compile(r"^REDIS_[A-Z]+_PASSWORD$")
 #: What reads the variables a service is given beside its settings classes.
@@ -397,7 +394,6 @@ def acted_on(role: str) -> set[str]:
 
 
 ALL_CLASSES: tuple[type[BaseSettings], ...] = (*SETTINGS_CLASSES, core.SecretsLocation)
-DOCUMENTED_CLASSES = [cls for cls in ALL_CLASSES if cls not in PENDING_CLASSES]
 
 
 def compose_passed(paths: list[Path]) -> dict[str, dict[str, Any]]:
@@ -464,7 +460,7 @@ def variables_given(deployment: str) -> dict[str, set[str]]:
 
 def test_every_setting_is_documented_or_internal() -> None:
     documented = set(read_env_file(ENV_EXAMPLE))
-    names = set().union(*(env_names(cls) for cls in DOCUMENTED_CLASSES))
+    names = set().union(*(env_names(cls) for cls in ALL_CLASSES))
     missing = sorted(names - documented - set(core.INTERNAL_SETTINGS))
     assert not missing, f"settings missing from .env.example (or from INTERNAL_SETTINGS): {missing}"
     both = sorted(documented & set(core.INTERNAL_SETTINGS))
@@ -497,6 +493,14 @@ def test_each_role_is_given_the_settings_it_acts_on(deployment: str) -> None:
     assert not missing, f"settings {deployment} does not pass to the role that reads them:\n" + (
         "\n".join(missing)
     )
+
+
+def test_the_mailbox_is_given_its_settings() -> None:
+    """Compose, the one deployment that runs the mailbox, passes it each of its settings
+    (LOG_LEVEL too), but for the internal ones."""
+    passed = passed_by("compose")["mailbox"]
+    missing = sorted(env_names(core.MailboxSettings) - passed - set(core.INTERNAL_SETTINGS))
+    assert not missing, f"settings compose does not pass to the mailbox: {missing}"
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)

@@ -160,6 +160,15 @@ def test_the_fault_switch_is_off_unless_a_test_setting_turns_it_on(
     assert MailboxSettings().mailbox_faults is True
 
 
+def test_the_mailbox_honours_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOG_LEVEL, as every role reads it (either case); INFO when unset."""
+    monkeypatch.setenv("MAILBOX_PASSWORD", PASSWORD)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    assert MailboxSettings().log_level == "INFO"
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    assert MailboxSettings().log_level == "DEBUG"
+
+
 @pytest.mark.parametrize("password", ["", "changeme", "short"])
 def test_the_mailbox_refuses_a_weak_password_even_in_development(
     monkeypatch: pytest.MonkeyPatch, password: str

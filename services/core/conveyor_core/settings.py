@@ -47,11 +47,24 @@ INTERNAL_SETTINGS: dict[str, str] = {
     "WORKER_RESCUE_DIR": "where each deployment mounts the worker-rescue volume",
     "METRICS_PORT": "the container port of /metrics: compose's `expose`, the Kubernetes "
     "Service and Prometheus's scrape configuration name 9100",
+    "MAILBOX_SMTP_PORT": "the mailbox container's SMTP port, mailbox:1025 on the backend "
+    "network (never published); only tests running the mailbox in-process move it",
+    "MAILBOX_HTTP_PORT": "the mailbox container's inbox port; MAILBOX_PORT publishes it",
+    "MAILBOX_DATA_DIR": "compose sets it to the mailbox's volume",
+    "MAILBOX_FAULTS": "the fault switch, on only in the chaos test stack (make audit "
+    "refuses it elsewhere)",
 }
 
 
 #: Log levels every role accepts in LOG_LEVEL (Celery's and gunicorn's names).
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+#: LOG_LEVEL when unset, for every role (the mailbox too).
+LOG_LEVEL_DEFAULT: LogLevel = "INFO"
+
+
+def upper_log_level(value: object) -> object:
+    """A log level in upper case: gunicorn and Python's logging accept either."""
+    return value.upper() if isinstance(value, str) else value
 
 
 class SecretsLocation(BaseSettings):
@@ -92,7 +105,7 @@ class Settings(BaseSettings):
     #: The role the entrypoint started (producer, worker, ...); empty when started otherwise.
     conveyor_role: str = ""
     #: Level of the service's own log and its framework's (gunicorn, Celery, Flower).
-    log_level: LogLevel = "INFO"
+    log_level: LogLevel = LOG_LEVEL_DEFAULT
     redis_host: str = "redis"
     redis_port: int = Field(6379, ge=1, le=65535)
     #: The Redis ACL user of this service (producer, worker, email, reconciler, flower:
@@ -165,11 +178,7 @@ class Settings(BaseSettings):
     #: quarantined in the dead-letter store instead of crashing workers forever.
     max_deliveries: int = Field(5, ge=1, le=100)
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _log_level_upper(cls, value: object) -> object:
-        # gunicorn and Python's logging write the level names in either case.
-        return value.upper() if isinstance(value, str) else value
+    _log_level_upper = field_validator("log_level", mode="before")(upper_log_level)
 
     @field_validator("redis_password")
     @classmethod
@@ -490,6 +499,10 @@ class MailboxSettings(BaseSettings):
     #: Serve the fault switch (/api/faults: refuse or slow down mail on purpose). Only
     #: test stacks turn it on (the chaos overlay); `make audit` refuses it in compose.
     mailbox_faults: bool = False
+    #: Level of the mailbox's log and uvicorn's (LOG_LEVEL, as for every role).
+    log_level: LogLevel = LOG_LEVEL_DEFAULT
+
+    _log_level_upper = field_validator("log_level", mode="before")(upper_log_level)
 
     @field_validator("mailbox_data_dir", mode="before")
     @classmethod

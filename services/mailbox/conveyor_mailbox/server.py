@@ -345,7 +345,7 @@ async def serve(settings: MailboxSettings) -> None:
         app,
         host=ALL_INTERFACES,
         port=settings.mailbox_http_port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
         access_log=False,
     )
     http = uvicorn.Server(config)
@@ -387,12 +387,14 @@ def read_settings() -> MailboxSettings | None:
 
 def main() -> int:
     """Entry point of the mailbox service: 0 after a clean stop, 2 on refused settings."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # aiosmtpd logs every command at INFO, recipients included: keep addresses out of logs.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
     settings = read_settings()
     if settings is None:
         return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    # aiosmtpd logs every command at INFO, recipients included: keep addresses out of logs.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(serve(settings))
     return 0
 
