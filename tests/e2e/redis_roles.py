@@ -21,9 +21,14 @@ from collections.abc import Callable
 from functools import partial
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 #: (username, password) -> a client of the Redis under test; None: send no AUTH.
 Connect = Callable[[str | None, str | None], redis.Redis]
+#: redis-py retries a refused login (AuthenticationError is a ConnectionError) three
+#: times with backoff, about 3 s each; the checks expect refusals, so no retries.
+NO_RETRY = Retry(NoBackoff(), 0)
 ROLES = ("producer", "worker", "email", "reconciler", "flower")
 USERS = ("operator", *ROLES)
 #: Lists the ACL patterns default* and email* match, that no worker consumes.
@@ -105,7 +110,10 @@ def plain(host: str) -> Connect:
     """Clients of the Redis at host:6379, without TLS (the default stack's backend)."""
 
     def connect(user: str | None, password: str | None) -> redis.Redis:
-        return redis.Redis(host=host, port=6379, username=user, password=password, socket_timeout=5)
+        return redis.Redis(
+            host=host, port=6379, username=user, password=password, socket_timeout=5,
+            retry=NO_RETRY,
+        )  # fmt: skip
 
     return connect
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import Stack, do_the_usual_work
-from tests.e2e.redis_roles import USERS, Connect, check_roles, password_variable
+from tests.e2e.redis_roles import NO_RETRY, USERS, Connect, check_roles, password_variable
 from tests.helpers import (
     DEVELOPMENT_MAIL,
     ROOT,
@@ -114,6 +114,7 @@ def tls_client(certs: Path) -> Connect:
             ssl_ca_certs=str(certs / "ca.crt"),
             ssl_cert_reqs="required",
             socket_timeout=5,
+            retry=NO_RETRY,
         )
 
     return connect
