@@ -321,7 +321,7 @@ venv: $(VENV)/.complete ## Create the local virtualenv for tests and linters
 
 .PHONY: test
 test: doctor venv docker-check .env images bench-image ## Run every test: unit, manifests, integration (real Redis + workers), e2e (whole stack, chaos, quick bench)
-	$(VENV)/bin/pytest -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=0 --durations-min=2 $(PYTEST_ARGS)
 
 .PHONY: chaos
 chaos: venv docker-check .env images ## Chaos suite: TASKS=20000 with worker SIGKILLs, Redis and producer restarts (CHAOS_ARGS=--no-persistence: negative control)

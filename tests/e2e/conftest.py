@@ -97,8 +97,13 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    """`make up`, clients for the API, Flower and the mailbox; `down -v` at the end."""
-    make("up")
+    """`make up`, clients for the API, Flower and the mailbox; `down -v` at the end (also
+    when `make up` fails half-way: no stack is left behind)."""
+    try:
+        make("up")
+    except BaseException:
+        compose("--profile", "mailbox", "down", "--volumes", "--remove-orphans", check=False)
+        raise
     secrets = read_env_file(ROOT / ".env")
     api = httpx.Client(
         base_url=f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}",
