@@ -95,6 +95,29 @@ class Stack:
     secrets: dict[str, str] = field(repr=False)  # never in a failure message
 
 
+def api_client(port: int, secrets: dict[str, str]) -> httpx.Client:
+    """A client of the API published on 127.0.0.1:port, with the key of `secrets` (.env)."""
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=15,
+        headers={"Authorization": f"Bearer {secrets['CONVEYOR_API_KEY']}"},
+    )
+
+
+def flower_client(port: int, secrets: dict[str, str]) -> httpx.Client:
+    """A client of Flower published on 127.0.0.1:port, logged in as in `secrets` (.env)."""
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=15,
+        auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
+    )
+
+
+def mailbox_client(port: int) -> httpx.Client:
+    """A client of the mailbox published on 127.0.0.1:port, with its login."""
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15, auth=mailbox_auth())
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """`make up`, clients for the API, Flower and the mailbox; `down -v` at the end (also
@@ -105,19 +128,9 @@ def stack() -> Iterator[Stack]:
         compose("--profile", "mailbox", "down", "--volumes", "--remove-orphans", check=False)
         raise
     secrets = read_env_file(ROOT / ".env")
-    api = httpx.Client(
-        base_url=f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}",
-        timeout=15,
-        headers={"Authorization": f"Bearer {secrets['CONVEYOR_API_KEY']}"},
-    )
-    flower = httpx.Client(
-        base_url=f"http://127.0.0.1:{PORTS['FLOWER_PORT']}",
-        timeout=15,
-        auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
-    )
-    mailbox = httpx.Client(
-        base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15, auth=mailbox_auth()
-    )
+    api = api_client(PORTS["PRODUCER_PORT"], secrets)
+    flower = flower_client(PORTS["FLOWER_PORT"], secrets)
+    mailbox = mailbox_client(PORTS["MAILBOX_PORT"])
     try:
         yield Stack(api, flower, mailbox, secrets)
     finally:

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.conftest import api_client, flower_client
 from tests.helpers import DEVELOPMENT_MAIL, ROOT, read_env_file, task_outcome, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -106,16 +107,8 @@ def host_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostA]:
         run(compose_env, *DOWN, check=False)
         raise
     secrets = read_env_file(ROOT / ".env")
-    api = httpx.Client(
-        base_url=f"http://127.0.0.1:{PORTS_A['PRODUCER_PORT']}",
-        timeout=15,
-        headers={"Authorization": f"Bearer {secrets['CONVEYOR_API_KEY']}"},
-    )
-    flower = httpx.Client(
-        base_url=f"http://127.0.0.1:{PORTS_A['FLOWER_PORT']}",
-        timeout=15,
-        auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
-    )
+    api = api_client(PORTS_A["PRODUCER_PORT"], secrets)
+    flower = flower_client(PORTS_A["FLOWER_PORT"], secrets)
     try:
         yield HostA(
             compose_env, certs, gateway, api, flower,

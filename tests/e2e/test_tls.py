@@ -17,16 +17,14 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
-from tests.e2e.conftest import Stack, do_the_usual_work
+from tests.e2e.conftest import Stack, api_client, do_the_usual_work, flower_client, mailbox_client
 from tests.e2e.redis_roles import NO_RETRY, USERS, Connect, check_roles, password_variable
 from tests.helpers import (
     DEVELOPMENT_MAIL,
     ROOT,
-    mailbox_auth,
     read_env_file,
     task_outcome,
 )
@@ -78,21 +76,9 @@ def tls_stack(env: dict[str, str]) -> Iterator[Stack]:
         run(env, *DOWN, check=False)
         raise
     secrets = read_env_file(ROOT / ".env")
-    api, flower, mailbox = (
-        httpx.Client(
-            base_url=f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}",
-            timeout=15,
-            headers={"Authorization": f"Bearer {secrets['CONVEYOR_API_KEY']}"},
-        ),
-        httpx.Client(
-            base_url=f"http://127.0.0.1:{PORTS['FLOWER_PORT']}",
-            timeout=15,
-            auth=(secrets.get("FLOWER_USER") or "admin", secrets["FLOWER_PASSWORD"]),
-        ),
-        httpx.Client(
-            base_url=f"http://127.0.0.1:{PORTS['MAILBOX_PORT']}", timeout=15, auth=mailbox_auth()
-        ),
-    )
+    api = api_client(PORTS["PRODUCER_PORT"], secrets)
+    flower = flower_client(PORTS["FLOWER_PORT"], secrets)
+    mailbox = mailbox_client(PORTS["MAILBOX_PORT"])
     try:
         yield Stack(api, flower, mailbox, secrets)
     finally:
