@@ -178,8 +178,14 @@ def do_the_usual_work(stack: Stack, recipient: str) -> None:
         return {name.split("@")[0] for name, up in workers.items() if up} == {"email", "worker"}
 
     wait_for(both_online, 60, "Flower to see the worker and the e-mail worker online")
-    inspected = stack.flower.get("/api/workers", params={"refresh": "1"}).json()
-    assert any(name.startswith("worker@") and "stats" in w for name, w in inspected.items())
+
+    # A refresh asks the workers over remote control and keeps the replies that come
+    # within Flower's inspect timeout: on a busy machine the worker's may come later.
+    def worker_stats() -> bool:
+        inspected = stack.flower.get("/api/workers", params={"refresh": "1"}).json()
+        return any(name.startswith("worker@") and "stats" in w for name, w in inspected.items())
+
+    wait_for(worker_stats, 60, "Flower's inspection to get the worker's stats", interval=1)
     tasks = wait_for(lambda: stack.flower.get("/api/tasks").json().get(add), 60, "the task")
     assert tasks["state"] == "SUCCESS"
     lengths = stack.flower.get("/api/queues/length").json()["active_queues"]
