@@ -187,6 +187,24 @@ def egress_problems(services: dict[str, Any], networks: dict[str, Any]) -> list[
     return problems
 
 
+def build_problems(services: dict[str, Any]) -> list[str]:
+    """Each image is built by one service at most.
+
+    Compose labels every build with its service, so two services building one tag make
+    two images; the tag goes to whichever finished last, and each `make up` recreates the
+    containers of the other (a warm shutdown of every worker, each time).
+    """
+    builders: dict[str, list[str]] = {}
+    for name, service in services.items():
+        if service.get("build") and service.get("image"):
+            builders.setdefault(str(service["image"]), []).append(name)
+    return [
+        f"{', '.join(sorted(names))}: all build {image}; let one build it, the others use it"
+        for image, names in sorted(builders.items())
+        if len(names) > 1
+    ]
+
+
 def check(config: dict[str, Any]) -> list[str]:
     """Every violation in a rendered compose configuration."""
     networks = config.get("networks") or {}
@@ -199,6 +217,7 @@ def check(config: dict[str, Any]) -> list[str]:
         ]
         + redis_user_problems(services)
         + egress_problems(services, networks)
+        + build_problems(services)
     )
 
 

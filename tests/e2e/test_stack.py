@@ -67,6 +67,18 @@ def test_up_makes_every_service_healthy(stack: Stack) -> None:
     assert set(health.values()) == {"healthy"}, health
 
 
+def test_make_up_again_leaves_the_running_stack_alone(stack: Stack) -> None:
+    """A second `make up` with nothing changed recreates and restarts no container.
+
+    Mutation seen failing: `build:` on every Python service (each build got its own
+    service label, so the tag moved and every `make up` recreated the other services).
+    """
+    before = {c["ID"]: c["Service"] for c in containers() if c["State"] == "running"}
+    make("up")
+    after = {c["ID"]: c["Service"] for c in containers() if c["State"] == "running"}
+    assert after == before
+
+
 def test_add_through_the_api(stack: Stack) -> None:
     status = outcome(stack, submit(stack, "/api/v1/tasks", {"task": "add", "args": [2, 3]}))
     assert status["state"] == "SUCCESS"

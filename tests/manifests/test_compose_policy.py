@@ -123,6 +123,11 @@ def test_the_stack_passes(config: dict[str, Any]) -> None:
             "email-worker: shares the Redis user worker with worker",
         ),
         (
+            "worker",
+            lambda s: s.update(build={"context": ".", "dockerfile": "services/Dockerfile"}),
+            "producer, worker: all build conveyor-app:",
+        ),
+        (
             "email-worker",
             lambda s: s["networks"].update(frontend=None),
             "email-worker: its way out, network frontend, also holds flower",
