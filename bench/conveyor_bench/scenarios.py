@@ -45,7 +45,7 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         """Every step once, small: shows the bench works, says nothing about speed."""
-        return cls(300, (1,), (1, 2), 2, 2, 2_000, 200, 60, 1)
+        return cls(300, (1,), (1, 2), 2, 2, 1_000, 200, 60, 1)
 
 
 class Scenarios:

@@ -35,7 +35,7 @@ def ready(args: argparse.Namespace) -> dict[str, Any]:
     deadline = time.monotonic() + args.timeout
     seen = count()
     while seen < args.expect and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         seen = count()
     if seen < args.expect:
         raise SystemExit(
@@ -46,7 +46,9 @@ def ready(args: argparse.Namespace) -> dict[str, Any]:
 
 def _celery_pongs(module: str, prefix: str) -> int:
     app = __import__(module, fromlist=["app"]).app
-    replies = app.control.ping(timeout=1.0) or []
+    # A ping waits out its whole timeout (the number of nodes is unknown, so no `limit`);
+    # idle nodes answer within milliseconds, and `ready` asks again until enough did.
+    replies = app.control.ping(timeout=0.3) or []
     return sum(1 for reply in replies for name in reply if name.startswith(prefix))
 
 
