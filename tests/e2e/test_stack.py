@@ -73,6 +73,7 @@ def test_make_up_again_leaves_the_running_stack_alone(stack: Stack) -> None:
     Mutation seen failing: `build:` on every Python service (each build got its own
     service label, so the tag moved and every `make up` recreated the other services).
     """
+    make("up")  # first, put back what earlier tests changed (Flower's read-only mode)
     before = {c["ID"]: c["Service"] for c in containers() if c["State"] == "running"}
     make("up")
     after = {c["ID"]: c["Service"] for c in containers() if c["State"] == "running"}
