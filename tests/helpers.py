@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 # The one .env reader; re-exported for the tests that import it from here.
+from conveyor_core.catalog import TaskSpec
 from conveyor_core.env_file import read_env_file
+from conveyor_core.task_packages import Selection, catalog_of
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -26,6 +28,15 @@ __all__ = [
 #: The test stacks that read e-mail are development stacks with the mailbox, whatever
 #: the developer's .env says: a production .env would make the e-mail worker refuse the
 #: mailbox, and a real SMTP_HOST would send the tests' e-mail out.
+#: The task packages of the stacks under test: demo, e-mail and the test tasks.
+TEST_STACK_TASKS = Selection(demo_tasks=True, test_tasks=True, modules=(), visibility_timeout=600)
+
+
+def catalog(name: str) -> TaskSpec:
+    """A task of the test stacks' catalogue."""
+    return catalog_of(TEST_STACK_TASKS)[name]
+
+
 DEVELOPMENT_MAIL = {"CONVEYOR_ENV": "development", "SMTP_HOST": "mailbox"}
 
 

@@ -17,14 +17,13 @@ import redis
 from conveyor_reconciler.main import Reconciler
 from fastapi.testclient import TestClient
 
-from conveyor_core.catalog import CATALOG
 from conveyor_core.celery_app import create_app
 from conveyor_core.ledger_keys import PENDING, REPUBLISHED_HEADER
 from conveyor_core.preflight import check
 from conveyor_core.settings import ReconcilerSettings, Settings
 from conveyor_producer.ledger import Issued, Ledger
 from conveyor_producer.submission import replay_call
-from tests.helpers import ROOT, task_outcome, wait_for
+from tests.helpers import ROOT, catalog, task_outcome, wait_for
 from tests.integration.conftest import RedisServer, WorkerProcess
 
 VENV_BIN = str(Path(sys.executable).parent)
@@ -161,7 +160,7 @@ def _settings_kwargs(server: RedisServer, broker_db: int = 0, result_db: int = 1
 def _record_without_publishing(ledger: Ledger, x: int, y: int) -> str:
     """What the producer leaves behind when the message is then lost."""
     task_id = str(uuid.uuid4())
-    call = replay_call(CATALOG["add"], {"x": x, "y": y}, "default", {})
+    call = replay_call(catalog("add"), {"x": x, "y": y}, "default", {})
     ledger.issue([Issued(task_id, "add", "default", call)])
     return task_id
 

@@ -23,7 +23,6 @@ import redis
 from conveyor_reconciler.main import Reconciler
 from fastapi.testclient import TestClient
 
-from conveyor_core.catalog import catalog_for
 from conveyor_core.celery_app import create_app
 from conveyor_core.celery_internals import UNACKED_KEY, priority_lists
 from conveyor_core.ledger_keys import PENDING, revoked_key, task_key
@@ -31,7 +30,7 @@ from conveyor_core.settings import ReconcilerSettings, Settings
 from conveyor_producer.ledger import Issued, Ledger
 from conveyor_producer.submission import replay_call
 from conveyor_worker.tally import TALLY_RUNS
-from tests.helpers import ROOT, task_outcome, wait_for
+from tests.helpers import ROOT, catalog, task_outcome, wait_for
 from tests.integration.conftest import RedisServer, WorkerProcess, Workers, api_for, redis_container
 
 pytestmark = pytest.mark.integration
@@ -176,7 +175,7 @@ def test_a_countdown_task_revoked_then_every_worker_restarted_never_runs(
 def _record_without_publishing(ledger: Ledger) -> str:
     """What the producer leaves behind when a `tally` message is then lost."""
     task_id = str(uuid.uuid4())
-    call = replay_call(catalog_for(test_tasks=True)["tally"], {"delay": 0}, "default", {})
+    call = replay_call(catalog("tally"), {"delay": 0}, "default", {})
     ledger.issue([Issued(task_id, "tally", "default", call)])
     return task_id
 

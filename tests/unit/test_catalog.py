@@ -2,8 +2,13 @@
 
 import pytest
 
-from conveyor_core.catalog import CATALOG, MAX_NUMBER, catalog_for, lookup
+from conveyor_core.catalog import MAX_NUMBER
 from conveyor_core.errors import InvalidArgumentsError
+from conveyor_core.task_packages import Selection, catalog_of
+
+#: The default stack's catalogue (demo and e-mail tasks; no test tasks).
+DEFAULT = Selection(demo_tasks=True, test_tasks=False, modules=(), visibility_timeout=600)
+CATALOG = catalog_of(DEFAULT)
 
 
 def bind_error(task: str, args: list, kwargs: dict | None = None, piped: bool = False):
@@ -23,16 +28,18 @@ def test_catalogue_lists_the_documented_tasks() -> None:
         "progress",
         "send_email",
     }
-    assert lookup("nope") is None
     assert CATALOG["add"].celery_name == "conveyor.add"
+    assert CATALOG["send_email"].queue == "email"
 
 
 def test_the_test_tasks_exist_only_when_switched_on() -> None:
-    assert lookup("crash") is None
-    assert lookup("tally") is None
-    assert set(catalog_for(test_tasks=True)) == set(CATALOG) | {"crash", "tally"}
-    assert lookup("crash", test_tasks=True) is not None
-    assert catalog_for(test_tasks=False) == CATALOG
+    assert {"crash", "tally"}.isdisjoint(CATALOG)
+    with_tests = catalog_of(Selection(True, True, (), 600))
+    assert set(with_tests) == set(CATALOG) | {"crash", "tally"}
+
+
+def test_the_demo_tasks_can_be_switched_off() -> None:
+    assert set(catalog_of(Selection(False, False, (), 600))) == {"send_email"}
 
 
 def test_positional_and_keyword_arguments_bind_to_names() -> None:

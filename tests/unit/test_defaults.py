@@ -324,6 +324,11 @@ ACTED_ON_BY: dict[str, frozenset[str]] = {
             "RESTORE_INTERVAL",  # only workers sweep unacknowledged messages back
         )
     },
+    # Flower shows whatever the workers run; the others load the task packages.
+    **{
+        name: frozenset({"producer", "worker", "email-worker", "reconciler"})
+        for name in ("TASK_PACKAGES", "DEMO_TASKS")
+    },
     # The `tally` test task runs on the default queue.
     "TALLY_REDIS_URL": frozenset({"worker"}),
     # Prefork only: the e-mail worker runs threads.

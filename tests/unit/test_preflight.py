@@ -4,6 +4,7 @@ import os
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -48,6 +49,21 @@ def preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=20,
         check=False,
     )
+
+
+def test_a_worker_with_a_broken_task_package_refuses_to_start_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "team_billing_tasks.py").write_text("import no_such_dependency_anywhere\n")
+    env = email_worker_env(
+        CONVEYOR_ENV="development",
+        TASK_PACKAGES="team_billing_tasks",
+        PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    )
+    done = preflight(env)
+    assert done.returncode == 2, done.stderr
+    assert (
+        "refusing to start the worker: task package team_billing_tasks (TASK_PACKAGES) "
+        "failed to import: ModuleNotFoundError: No module named 'no_such_dependency_anywhere'"
+    ) in done.stderr
 
 
 def test_a_production_email_worker_refuses_the_development_mailbox_saying_what_to_set() -> None:

@@ -13,9 +13,9 @@ import redis
 from celery import Celery
 from celery.exceptions import Reject
 
-from conveyor_core.catalog import CATALOG
 from conveyor_worker import dead_lettering, lifecycle
 from conveyor_worker.tasks import CatalogTask
+from tests.helpers import catalog
 
 
 def closed_port() -> int:
@@ -32,7 +32,7 @@ def test_a_task_whose_revoke_cannot_be_checked_is_requeued_not_run(
     app = Celery("revoke-guard-test", set_as_current=False)
     ran = []
 
-    @app.task(bind=True, base=CatalogTask, spec=CATALOG["noop"], shared=False)
+    @app.task(bind=True, base=CatalogTask, spec=catalog("noop"), shared=False)
     def noop(self: Any) -> None:
         ran.append(self.request.id)
 

@@ -96,7 +96,10 @@ def test_celery_config_is_json_only_and_at_least_once(monkeypatch: pytest.Monkey
     visibility = config["broker_transport_options"]["visibility_timeout"]
     assert visibility > config["task_time_limit"]
     assert config["result_backend_transport_options"]["visibility_timeout"] == visibility
-    assert config["task_routes"]["conveyor.add"] == {"queue": "default"}
+    [router] = config["task_routes"]
+    assert router("conveyor.add") == {"queue": "default"}
+    assert router("conveyor.send_email") == {"queue": "email"}
+    assert router("elsewhere.task") is None
 
 
 def test_limits_that_would_run_a_task_twice_are_refused_naming_both(

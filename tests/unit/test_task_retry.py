@@ -9,8 +9,8 @@ import pytest
 from celery import Celery
 from celery.exceptions import Reject
 
-from conveyor_core.catalog import CATALOG
 from conveyor_worker.tasks import CatalogTask
+from tests.helpers import catalog
 
 
 def closed_port() -> int:
@@ -30,7 +30,7 @@ def unreachable_app() -> Celery:
 
 
 def test_a_retry_the_broker_cannot_take_is_requeued(unreachable_app: Celery) -> None:
-    @unreachable_app.task(bind=True, base=CatalogTask, spec=CATALOG["noop"], shared=False)
+    @unreachable_app.task(bind=True, base=CatalogTask, spec=catalog("noop"), shared=False)
     def deferred(self: Any) -> None:
         raise self.retry(countdown=1)
 

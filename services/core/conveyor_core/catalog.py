@@ -2,19 +2,20 @@
 
 The producer validates requests against these schemas before anything is enqueued,
 and the workers validate again before running (a message can reach Redis by other
-paths). Keeping both sides on one definition means they cannot drift.
+paths). Keeping both sides on one definition means they cannot drift. The tasks
+themselves come from task packages (`conveyor_core.task_packages`), written with the
+`conveyor.task` decorator (`conveyor_core.task_sdk`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, WithJsonSchema
 
-from conveyor_core.email_schema import EmailParams
 from conveyor_core.errors import InvalidArgumentsError
 
 #: Queue for general work; Celery's own default name ("celery") says nothing.
@@ -27,8 +28,8 @@ TASK_NAME_PREFIX = "conveyor."
 MAX_NUMBER = 2**53
 
 
-def _number_between(low: float, high: float) -> Any:
-    """A JSON number (int or float; not bool, not a string, finite) within bounds."""
+def _number_check(low: float, high: float) -> Callable[[Any], int | float]:
+    """A validator of JSON numbers (int or float; not bool, not a string, finite)."""
 
     def check(value: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -39,59 +40,27 @@ def _number_between(low: float, high: float) -> Any:
             raise ValueError(f"must be between {low!r} and {high!r}")
         return value
 
+    return check
+
+
+def number_between(low: float, high: float) -> Any:
+    """A JSON number within bounds, as an annotation for a model field."""
     schema = {"type": "number", "minimum": low, "maximum": high}
-    return Annotated[int | float, PlainValidator(check), WithJsonSchema(schema)]
+    return Annotated[int | float, PlainValidator(_number_check(low, high)), WithJsonSchema(schema)]
 
 
-Number = _number_between(-MAX_NUMBER, MAX_NUMBER)
+#: A JSON number that survives the trip through any JSON client (a type hint for tasks).
+Number: TypeAlias = Annotated[
+    int | float,
+    PlainValidator(_number_check(-MAX_NUMBER, MAX_NUMBER)),
+    WithJsonSchema({"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER}),
+]
 
 
 class TaskParams(BaseModel):
     """Base of every task's argument schema: strict types, no unknown arguments."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class TwoNumbers(TaskParams):
-    """Arguments of `add` and `mul`."""
-
-    x: Number  # type: ignore[valid-type]
-    y: Number  # type: ignore[valid-type]
-
-
-class Numbers(TaskParams):
-    """Arguments of `xsum`."""
-
-    numbers: list[Number] = Field(max_length=10_000)  # type: ignore[valid-type]
-
-
-class NoParams(TaskParams):
-    """Arguments of `noop`: none."""
-
-
-class SleepParams(TaskParams):
-    """Arguments of `sleep`."""
-
-    seconds: _number_between(0, 200)  # type: ignore[valid-type]
-
-
-class ProgressParams(TaskParams):
-    """Arguments of `progress`."""
-
-    steps: int = Field(10, ge=1, le=1_000, strict=True)
-    delay: _number_between(0, 10) = 0.5  # type: ignore[valid-type]
-
-
-class FailParams(TaskParams):
-    """Arguments of `fail`."""
-
-    message: str = Field("failed on purpose", max_length=1_000)
-
-
-class TallyParams(TaskParams):
-    """Arguments of `tally`."""
-
-    delay: _number_between(0, 10) = 0  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -205,48 +174,11 @@ def _as_invalid_arguments(
     return InvalidArgumentsError(f"{field}: {message}", field=field or None)
 
 
-CATALOG: dict[str, TaskSpec] = {
-    spec.name: spec
-    for spec in (
-        TaskSpec("add", TwoNumbers, "Return x + y."),
-        TaskSpec("mul", TwoNumbers, "Return x * y."),
-        TaskSpec("xsum", Numbers, "Return the sum of a list of numbers."),
-        TaskSpec("noop", NoParams, "Do nothing; for measuring overhead."),
-        TaskSpec("sleep", SleepParams, "Sleep for some seconds, then return them."),
-        TaskSpec("fail", FailParams, "Raise TaskFailedError with the given message."),
-        TaskSpec("progress", ProgressParams, "Work through steps, reporting progress."),
-        TaskSpec(
-            "send_email",
-            EmailParams,
-            "Send one e-mail over SMTP, once.",
-            EMAIL_QUEUE,
-            shown=frozenset({"template", "idempotency_key"}),
-        ),
-    )
-}
-
-
-#: Tasks that exist for the test and chaos stacks only (CONVEYOR_TEST_TASKS=true): a task
-#: that kills its worker must not be one API key away on a production stack.
-TEST_TASKS: dict[str, TaskSpec] = {
-    spec.name: spec
-    for spec in (
-        TaskSpec("crash", NoParams, "Kill its own worker process (a poison message)."),
-        TaskSpec("tally", TallyParams, "Count this execution in the tally store (chaos)."),
-    )
-}
-
-
-def catalog_for(test_tasks: bool) -> dict[str, TaskSpec]:
-    """The catalogue a process serves: the test tasks only when they are switched on."""
-    return {**CATALOG, **TEST_TASKS} if test_tasks else CATALOG
+#: The queues a worker service consumes (compose, Swarm and Kubernetes run one worker
+#: service per queue); a task may be routed only to one of these.
+DECLARED_QUEUES = (DEFAULT_QUEUE, EMAIL_QUEUE)
 
 
 def known_queues() -> list[str]:
-    """Every queue some task of the catalogue routes to."""
-    return sorted({spec.queue for spec in (*CATALOG.values(), *TEST_TASKS.values())})
-
-
-def lookup(name: str, *, test_tasks: bool = False) -> TaskSpec | None:
-    """The spec of a task by public name, or None when there is no such task."""
-    return catalog_for(test_tasks).get(name)
+    """Every declared queue."""
+    return sorted(DECLARED_QUEUES)

@@ -6,14 +6,16 @@ no environment (the image's build-time import check relies on that).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
 
-from conveyor_core.catalog import CATALOG, DEFAULT_QUEUE, known_queues
+from conveyor_core.catalog import DEFAULT_QUEUE, known_queues
 from conveyor_core.result_store import backend_url
 from conveyor_core.settings import Settings, get_settings
+from conveyor_core.task_packages import lookup
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -92,10 +94,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "task_default_queue": DEFAULT_QUEUE,
         "task_queues": [Queue(name) for name in known_queues()],
-        "task_routes": {spec.celery_name: {"queue": spec.queue} for spec in CATALOG.values()},
+        "task_routes": (catalogue_router(settings),),
         "enable_utc": True,
         "timezone": "UTC",
     }
+
+
+def catalogue_router(settings: Settings) -> Callable[..., dict[str, str] | None]:
+    """A Celery router: a catalogue task goes to its task's queue (others: the default).
+
+    A function, not a table, so the task packages are loaded when the first task is
+    published, not when the configuration is read.
+    """
+
+    def route(name: str, *_: Any, **__: Any) -> dict[str, str] | None:
+        spec = lookup(settings, name)
+        return {"queue": spec.queue} if spec else None
+
+    return route
 
 
 def create_app(settings: Settings | None = None) -> Celery:

@@ -27,6 +27,7 @@ from conveyor_core.settings import (
     Settings,
     WorkerSettings,
 )
+from conveyor_core.task_packages import TaskPackageError, load_definitions
 
 #: Settings class of each role: each refuses its own missing or placeholder secrets.
 ROLES: dict[str, Callable[[], Settings]] = {
@@ -36,6 +37,8 @@ ROLES: dict[str, Callable[[], Settings]] = {
     "flower": FlowerSettings,
     "reconciler": ReconcilerSettings,
 }
+#: Roles that load the task packages (Flower shows whatever the workers run).
+TASK_ROLES = ("producer", "worker", "reconciler")
 #: Module whose `app` the role runs, when not the bare shared app.
 APP_MODULES = {"worker": "conveyor_worker.main"}
 #: The only Redis eviction policy that never deletes a queued task or a result.
@@ -87,6 +90,17 @@ def celery_problems(app: Celery, settings: Settings) -> list[str]:
                 f"VISIBILITY_TIMEOUT ({settings.visibility_timeout} s)"
             )
     return problems
+
+
+def task_problems(role: str, settings: Settings) -> list[str]:
+    """A task package the role cannot serve: one line naming the module and the task."""
+    if role not in TASK_ROLES:
+        return []
+    try:
+        load_definitions(settings)
+    except TaskPackageError as exc:
+        return [str(exc)]
+    return []
 
 
 def certificate_refused(exc: BaseException) -> bool:
@@ -157,6 +171,9 @@ def check(role: str, app: Celery | None = None, wait: float = REDIS_WAIT_SECONDS
     """Every problem found for `role`; warnings are printed, not returned."""
     settings, problems = settings_problems(role)
     if settings is None:
+        return problems
+    problems = task_problems(role, settings)
+    if problems:
         return problems
     if app is None:
         app = load_app(role)

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
     worker_max_tasks_per_child: int = Field(10_000, ge=0)
     #: Recycle a child process once its resident memory passes this many KiB (0: never).
     worker_max_memory_per_child: int = Field(262_144, ge=0)
+    #: Task packages to load besides the installed ones (the `conveyor.tasks` entry
+    #: points): comma-separated module names, e.g. `billing_tasks,reports.tasks`.
+    task_packages: str = Field("", pattern=r"^([A-Za-z_][\w.]*(,[A-Za-z_][\w.]*)*)?$")
+    #: The built-in arithmetic and demo tasks (add, mul, xsum, noop, sleep, fail,
+    #: progress): on by default, off for a stack that serves only its own tasks.
+    demo_tasks: bool = True
     #: Register the test tasks `crash` and `tally` (the integration and chaos stacks set
     #: it). Never on in a deployment: `crash` kills the worker that runs it.
     test_tasks: bool = Field(False, validation_alias="CONVEYOR_TEST_TASKS")
@@ -179,6 +185,11 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(5, ge=1, le=100)
 
     _log_level_upper = field_validator("log_level", mode="before")(upper_log_level)
+
+    @property
+    def task_modules(self) -> tuple[str, ...]:
+        """TASK_PACKAGES as module names."""
+        return tuple(name for name in self.task_packages.split(",") if name)
 
     @field_validator("redis_password")
     @classmethod

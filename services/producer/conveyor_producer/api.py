@@ -14,9 +14,9 @@ from fastapi_offline import FastAPIOffline
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conveyor_core.catalog import catalog_for
 from conveyor_core.celery_app import create_app
 from conveyor_core.settings import ProducerSettings
+from conveyor_core.task_packages import load_catalog
 from conveyor_producer.auth import API_PREFIX, ApiKeyGuard, key_matches
 from conveyor_producer.body_guard import BodyGuard
 from conveyor_producer.context import Context
@@ -84,7 +84,7 @@ def _context(settings: ProducerSettings) -> Context:
         recent_max=settings.recent_max,
         revoke_ttl=settings.revoke_ttl,
     )
-    catalog = catalog_for(settings.test_tasks)
+    catalog = load_catalog(settings)
     return Context(settings=settings, celery=celery, broker=broker, ledger=ledger, catalog=catalog)
 
 

@@ -20,5 +20,5 @@ class Context:
     celery: Celery
     broker: redis.Redis
     ledger: Ledger
-    #: The tasks this producer accepts (`catalog_for`: test tasks only when switched on).
+    #: The tasks this producer accepts: those of its task packages (`load_catalog`).
     catalog: dict[str, TaskSpec]

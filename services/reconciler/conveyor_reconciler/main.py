@@ -34,7 +34,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
-from conveyor_core.catalog import TASK_NAME_PREFIX, known_queues, lookup
+from conveyor_core.catalog import known_queues
 from conveyor_core.celery_app import create_app
 from conveyor_core.celery_internals import (
     RESULT_KEY_PREFIX,
@@ -54,6 +54,7 @@ from conveyor_core.ledger_keys import (
 from conveyor_core.logs import configure_logging
 from conveyor_core.messages import ids_of, message_ids, redis_texts
 from conveyor_core.settings import ReconcilerSettings
+from conveyor_core.task_packages import lookup
 from conveyor_reconciler.healthcheck import HEARTBEAT_FILE
 
 logger = logging.getLogger("conveyor.reconciler")
@@ -232,7 +233,7 @@ class Reconciler:
             if name in options:
                 options[name] = datetime.fromisoformat(options[name])
         kwargs = call.get("kwargs", {})
-        spec = lookup(call["task"].removeprefix(TASK_NAME_PREFIX))
+        spec = lookup(self.settings, call["task"])
         options.update(spec.repr_options(kwargs) if spec else {})
         self.app.send_task(
             call["task"],

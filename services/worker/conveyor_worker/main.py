@@ -21,24 +21,17 @@ remote_control.restrict()
 
 
 @worker_init.connect
-def _apply_email_rate_limit(**_: Any) -> None:
-    """Cap send_email per worker at EMAIL_RATE_LIMIT.
+def _register_tasks(**_: Any) -> None:
+    """Register the tasks of the task packages the settings name (and test tasks if on).
 
-    Read when the worker starts: the image's import check runs without settings.
+    Done when the worker starts, before the pool forks, so every child process has them
+    (the image's build-time import check runs without settings). send_email is capped
+    per worker at EMAIL_RATE_LIMIT.
     """
+    registered = tasks.register_catalog(get_settings())
     limit = get_worker_settings().email_rate_limit
-    if limit:
-        tasks.send_email.rate_limit = limit
-
-
-@worker_init.connect
-def _register_test_tasks(**_: Any) -> None:
-    """The test tasks (`crash`, `tally`) exist only with CONVEYOR_TEST_TASKS=true.
-
-    Registered before the pool starts, so every child process has them.
-    """
-    if get_settings().test_tasks:
-        tasks.register_test_tasks()
+    if limit and "send_email" in registered:
+        registered["send_email"].rate_limit = limit
 
 
 #: Celery's per-task log lines: "Task ... received" and "Task ... succeeded in ...".

@@ -1,26 +1,24 @@
-"""Task implementations. Names, queues and argument schemas come from the catalogue."""
+"""How the workers run catalogue tasks: validated again, retried without loss, masked.
+
+The tasks themselves are written in task packages (`conveyor_core.task_packages`);
+`register_catalog` gives each its Celery task, built on `CatalogTask`.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
-from celery import Task, current_task
+from celery import Task
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
-from conveyor_core.catalog import TaskSpec, catalog_for
+from conveyor_core.catalog import TaskSpec
 from conveyor_core.celery_app import app
-from conveyor_core.email_schema import EmailParams
-from conveyor_core.errors import TaskFailedError
+from conveyor_core.settings import Settings
+from conveyor_core.task_packages import load_definitions
+from conveyor_core.task_sdk import TaskDefinition
 from conveyor_worker.dead_lettering import guard
-from conveyor_worker.email_sending import send_once
-from conveyor_worker.lifecycle import ProgressReporter
-from conveyor_worker.tally import TALLY_EXECUTED, TALLY_RUNS, tally_client
 
 #: What a publish raises when the broker cannot be reached (kombu wraps redis-py's).
 BROKER_UNREACHABLE = (OperationalError, redis.ConnectionError, redis.TimeoutError, OSError)
@@ -72,85 +70,27 @@ class CatalogTask(Task[Any, Any]):
         return super().apply_async(args, kwargs, **options)
 
 
-def catalog_task(name: str) -> Callable[[Callable[..., Any]], CatalogTask]:
-    """Register a function as the catalogue task `name`, with its route and schema."""
-    spec = catalog_for(test_tasks=True)[name]
-    return app.task(name=spec.celery_name, base=CatalogTask, spec=spec, queue=spec.queue)
+def register(definition: TaskDefinition) -> CatalogTask:
+    """Register a task definition with Celery: its name, schema and options.
 
-
-@catalog_task("add")
-def add(x: float, y: float) -> float:
-    """Return x + y."""
-    return x + y
-
-
-@catalog_task("mul")
-def mul(x: float, y: float) -> float:
-    """Return x * y."""
-    return x * y
-
-
-@catalog_task("xsum")
-def xsum(numbers: list[float]) -> float:
-    """Return the sum of the numbers."""
-    return sum(numbers)
-
-
-@catalog_task("noop")
-def noop() -> None:
-    """Do nothing."""
-
-
-@catalog_task("sleep")
-def sleep(seconds: float) -> float:
-    """Sleep, then return how long."""
-    time.sleep(seconds)
-    return seconds
-
-
-@catalog_task("progress")
-def progress(steps: int, delay: float) -> dict[str, int]:
-    """Work through `steps` steps of `delay` seconds, reporting progress after each."""
-    report = ProgressReporter(progress, steps)
-    for step in range(1, steps + 1):
-        time.sleep(delay)
-        report(step, f"step {step} of {steps}")
-    return {"steps": steps}
-
-
-@catalog_task("fail")
-def fail(message: str) -> None:
-    """Fail on purpose."""
-    raise TaskFailedError(message)
-
-
-@catalog_task("send_email")
-def send_email(**fields: Any) -> dict[str, Any]:
-    """Send one e-mail over SMTP: once per idempotency key, retried while it may pass."""
-    return send_once(send_email, EmailParams.model_validate(fields))
-
-
-def crash() -> None:
-    """Kill the process running this task: a poison message, quarantined after a few tries."""
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def tally(delay: float) -> int:
-    """Count this execution of this task id in the tally store; return the count so far."""
-    time.sleep(delay)
-    task_id = current_task.request.id or ""
-    pipe = tally_client().pipeline(transaction=True)
-    pipe.sadd(TALLY_EXECUTED, task_id)
-    pipe.hincrby(TALLY_RUNS, task_id, 1)
-    _, runs = pipe.execute()
-    return int(runs)
-
-
-def register_test_tasks() -> None:
-    """Register `crash` and `tally`: only where CONVEYOR_TEST_TASKS is on.
-
-    A worker without them answers a `crash` message as an unregistered task instead of
-    dying for it; the integration and chaos stacks switch them on.
+    Its queue is the catalogue router's (`celery_app.catalogue_router`), not a `queue`
+    attribute (deprecated by Celery); a retry goes back to the queue it came from.
     """
-    catalog_task("crash")(crash)
-    catalog_task("tally")(tally)
+    spec = definition.spec
+    registered: CatalogTask = app.task(
+        name=spec.celery_name,
+        base=CatalogTask,
+        spec=spec,
+        bind=definition.bind,
+        **definition.options,
+    )(definition.function)
+    return registered
+
+
+def register_catalog(settings: Settings) -> dict[str, CatalogTask]:
+    """Register every task the settings' packages define; the Celery tasks by public name.
+
+    Raises `TaskPackageError` (naming the module and task) for a package that cannot be
+    served; the start-up check reports the same before the worker gets here.
+    """
+    return {name: register(d) for name, d in load_definitions(settings).items()}
