@@ -276,8 +276,15 @@ build: docker-check images ## Build the images (air-gapped bases from Debian whe
 
 # env first: compose needs every generated secret, one added since .env was made too.
 .PHONY: images
-images: env bases $(WHEELS)/.complete
+images: env bases $(WHEELS)/.complete task-project
 	$(DC) build
+
+# A team's task project (CONVEYOR_TASKS in .env: a folder with a pyproject.toml), built
+# into the one image every role runs: its wheel and its locked dependencies (docs/tasks.md).
+CONVEYOR_TASKS ?= $(shell $(ENV_GET) CONVEYOR_TASKS .env 2>/dev/null)
+.PHONY: task-project
+task-project: $(VENV)/.complete
+	@bash deploy/scripts/task-project.sh "$(CONVEYOR_TASKS)" $(BUILD_DIR)/tasks $(VENV)
 
 .PHONY: bases
 bases: docker-check ## Find or build the Python and Redis base images
@@ -382,7 +389,7 @@ RENDER = env -u COMPOSE_FILE $(RENDER_ENV) COMPOSE_PROFILES=mailbox $(COMPOSE)
 lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services tests bench
+	$(VENV)/bin/mypy services tests bench examples/webhooks
 	shellcheck $(SHELL_SCRIPTS)
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 	$(VENV)/bin/yamllint -s docker-compose.yml bench/compose.bench.yml deploy/compose deploy/swarm

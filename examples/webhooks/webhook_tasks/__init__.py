@@ -1,0 +1,1 @@
+"""Signed webhook delivery, as a Conveyor task project (see README.md)."""
