@@ -35,15 +35,23 @@ if [[ -z "$project" ]]; then
   echo "$fingerprint" >"$dest/.fingerprint"
   exit 0
 fi
+# The image provides Conveyor's SDK: a second `conveyor` (PyPI's, or a copy) would shadow it.
+if "$venv/bin/python" - "$project/pyproject.toml" <<'PY'
+import re, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    dependencies = tomllib.load(f).get("project", {}).get("dependencies", [])
+names = {re.split(r"[\s\[<>=!~;]", d.strip(), maxsplit=1)[0].lower() for d in dependencies}
+sys.exit(0 if "conveyor" in names else 1)
+PY
+then
+  echo "CONVEYOR_TASKS=$project lists conveyor in its dependencies: the image provides Conveyor's SDK; remove it" >&2
+  exit 2
+fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check uv
 # One version of each package in the image: the project's dependencies resolve within
 # Conveyor's lock (-c), and the project may not bring a second Conveyor.
 "$venv/bin/uv" pip compile --quiet --universal --python-version 3.11 --generate-hashes \
   --no-header -c requirements.lock "$project/pyproject.toml" -o "$dest/requirements.lock"
-if grep -qiE '^conveyor==' "$dest/requirements.lock"; then
-  echo "CONVEYOR_TASKS=$project depends on a package named conveyor: the image provides Conveyor's SDK; remove it from its dependencies" >&2
-  exit 2
-fi
 mkdir -p "$dest/wheels"
 if grep -qE '^[A-Za-z0-9._-]+==' "$dest/requirements.lock"; then
   bash deploy/scripts/wheelhouse.sh "$dest/requirements.lock" "$dest/wheels"
