@@ -279,6 +279,10 @@ build: docker-check images ## Build the images (air-gapped bases from Debian whe
 images: env bases $(WHEELS)/.complete task-project
 	$(DC) build
 
+.PHONY: new-tasks
+new-tasks: venv ## Write a new task project that passes its own tests: make new-tasks NAME=billing [DEST=../billing-tasks]
+	@$(VENV)/bin/python -m conveyor.scaffold "$(NAME)" $(DEST)
+
 # A team's task project (CONVEYOR_TASKS in .env: a folder with a pyproject.toml), built
 # into the one image every role runs: its wheel and its locked dependencies (docs/tasks.md).
 CONVEYOR_TASKS ?= $(shell $(ENV_GET) CONVEYOR_TASKS .env 2>/dev/null)
