@@ -279,6 +279,13 @@ build: docker-check images ## Build the images (air-gapped bases from Debian whe
 images: env bases $(WHEELS)/.complete task-project
 	$(DC) build
 
+.PHONY: dev
+dev: ## The stack with CONVEYOR_TASKS mounted: producer and workers restart when one of its files changes
+	@if [[ -z "$(CONVEYOR_TASKS)" ]]; then \
+		echo "make dev needs CONVEYOR_TASKS (in .env or here): the task project to mount" >&2; exit 2; fi
+	@$(MAKE) up CONVEYOR_TASKS="$(CONVEYOR_TASKS)" \
+		COMPOSE_FILE="$(or $(COMPOSE_FILE),docker-compose.yml):deploy/compose/dev.yml"
+
 .PHONY: new-tasks
 new-tasks: venv ## Write a new task project that passes its own tests: make new-tasks NAME=billing [DEST=../billing-tasks]
 	@$(VENV)/bin/python -m conveyor.scaffold "$(NAME)" $(DEST)

@@ -36,6 +36,13 @@ warn_if_exposed() {
 }
 
 case "$role" in
+  dev)
+    # `make dev` (deploy/compose/dev.yml): the role given next runs under watchfiles,
+    # which restarts it when a Python file of the mounted task project changes, and
+    # stops it with SIGINT (a warm shutdown for a worker) on `docker stop`.
+    exec watchfiles --target-type command --filter python --sigint-timeout 30 \
+      "conveyor-entrypoint $*" /opt/tasks
+    ;;
   producer)
     warn_if_exposed producer
     preflight producer
