@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 # The one .env reader; re-exported for the tests that import it from here.
 from conveyor_core.catalog import TaskSpec
 from conveyor_core.env_file import read_env_file
+from conveyor_core.settings import Settings
 from conveyor_core.task_packages import Selection, catalog_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +26,26 @@ __all__ = [
     "wait_for",
     "wait_until_started",
 ]
+
+
 #: The test stacks that read e-mail are development stacks with the mailbox, whatever
 #: the developer's .env says: a production .env would make the e-mail worker refuse the
 #: mailbox, and a real SMTP_HOST would send the tests' e-mail out.
+def selection(*modules: str, demo: bool = True, test: bool = False) -> Selection:
+    """A choice of task packages, with the settings' default limits."""
+    fields = Settings.model_fields
+    return Selection(
+        demo_tasks=demo,
+        test_tasks=test,
+        modules=modules,
+        visibility_timeout=fields["visibility_timeout"].default,
+        task_time_limit=fields["task_time_limit"].default,
+        task_soft_time_limit=fields["task_soft_time_limit"].default,
+    )
+
+
 #: The task packages of the stacks under test: demo, e-mail and the test tasks.
-TEST_STACK_TASKS = Selection(demo_tasks=True, test_tasks=True, modules=(), visibility_timeout=600)
+TEST_STACK_TASKS = selection(test=True)
 
 
 def catalog(name: str) -> TaskSpec:

@@ -4,10 +4,11 @@ import pytest
 
 from conveyor_core.catalog import MAX_NUMBER
 from conveyor_core.errors import InvalidArgumentsError
-from conveyor_core.task_packages import Selection, catalog_of
+from conveyor_core.task_packages import catalog_of
+from tests.helpers import selection
 
 #: The default stack's catalogue (demo and e-mail tasks; no test tasks).
-DEFAULT = Selection(demo_tasks=True, test_tasks=False, modules=(), visibility_timeout=600)
+DEFAULT = selection()
 CATALOG = catalog_of(DEFAULT)
 
 
@@ -34,12 +35,12 @@ def test_catalogue_lists_the_documented_tasks() -> None:
 
 def test_the_test_tasks_exist_only_when_switched_on() -> None:
     assert {"crash", "tally"}.isdisjoint(CATALOG)
-    with_tests = catalog_of(Selection(True, True, (), 600))
+    with_tests = catalog_of(selection(test=True))
     assert set(with_tests) == set(CATALOG) | {"crash", "tally"}
 
 
 def test_the_demo_tasks_can_be_switched_off() -> None:
-    assert set(catalog_of(Selection(False, False, (), 600))) == {"send_email"}
+    assert set(catalog_of(selection(demo=False))) == {"send_email"}
 
 
 def test_positional_and_keyword_arguments_bind_to_names() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conveyor.scaffold import ScaffoldError, names, render
-from conveyor_core.task_packages import Selection, catalog_of
+from conveyor_core.task_packages import catalog_of
+from tests.helpers import selection
 
 
 def test_the_new_project_passes_its_own_tests(tmp_path: Path) -> None:
@@ -47,8 +48,9 @@ def test_its_tasks_load_as_a_task_package(tmp_path: Path, monkeypatch: pytest.Mo
     }
     assert project["dependencies"] == []  # the SDK comes with the image
     monkeypatch.syspath_prepend(str(dest))
-    selection = Selection(False, False, ("monthly_reports_tasks.tasks",), 600)
-    greet = catalog_of(selection)["monthly_reports.greet"]
+    greet = catalog_of(selection("monthly_reports_tasks.tasks", demo=False))[
+        "monthly_reports.greet"
+    ]
     assert greet.celery_name == "conveyor.monthly_reports.greet"
 
 

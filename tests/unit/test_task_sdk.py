@@ -17,11 +17,11 @@ from pydantic import Field
 from conveyor import TaskDefinitionError, TaskParams, definition_of, task
 from conveyor_core.errors import InvalidArgumentsError
 from conveyor_core.task_packages import (
-    Selection,
     TaskPackageError,
     catalog_of,
     definitions_of,
 )
+from tests.helpers import selection
 
 
 def test_the_schema_comes_from_the_type_hints_and_defaults() -> None:
@@ -76,6 +76,7 @@ def test_celery_options_are_passed_as_given() -> None:
         "retry_backoff_max": 60,
         "max_retries": 7,
         "time_limit": 30,
+        "soft_time_limit": 27.0,  # 90 % of the time limit, where none is given
         "rate_limit": "10/s",
     }
 
@@ -161,10 +162,6 @@ def packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return write
 
 
-def selection(*modules: str, demo: bool = True) -> Selection:
-    return Selection(demo_tasks=demo, test_tasks=False, modules=modules, visibility_timeout=600)
-
-
 def test_a_package_named_in_task_packages_is_served_beside_the_built_in_tasks(
     packages: Any,
 ) -> None:
@@ -229,6 +226,16 @@ BROKEN = {
             '''Long.'''
         """,
         "task 'long' has a time limit of 900 s, not shorter than VISIBILITY_TIMEOUT (600 s)",
+    ),
+    "soft": (
+        """
+        from conveyor import task
+
+        @task(soft_time_limit=300)
+        def slow() -> None:
+            '''Slow.'''
+        """,
+        "task 'slow' has a soft time limit of 300 s, above its time limit of 240 s",
     ),
     "definition": (
         """

@@ -54,6 +54,9 @@ class Selection:
     test_tasks: bool
     modules: tuple[str, ...]
     visibility_timeout: int
+    #: TASK_TIME_LIMIT and TASK_SOFT_TIME_LIMIT: a task's limits where it sets none.
+    task_time_limit: int
+    task_soft_time_limit: int
 
     @classmethod
     def of(cls, settings: Settings) -> Selection:
@@ -63,6 +66,8 @@ class Selection:
             settings.test_tasks,
             settings.task_modules,
             settings.visibility_timeout,
+            settings.task_time_limit,
+            settings.task_soft_time_limit,
         )
 
 
@@ -103,7 +108,7 @@ def import_package(package: TaskPackage) -> list[TaskDefinition]:
     return mine
 
 
-def check_definition(definition: TaskDefinition, visibility_timeout: int) -> None:
+def check_definition(definition: TaskDefinition, selection: Selection) -> None:
     """Refuse a task that cannot be routed, described or run within the limits."""
     spec = definition.spec
     if spec.queue not in known_queues():
@@ -117,11 +122,18 @@ def check_definition(definition: TaskDefinition, visibility_timeout: int) -> Non
         raise TaskPackageError(
             f"{definition.where}: its arguments cannot be described as JSON Schema: {exc}"
         ) from exc
-    limit = definition.options.get("time_limit")
-    if limit is not None and limit >= visibility_timeout:
+    hard = definition.options.get("time_limit", selection.task_time_limit)
+    soft = definition.options.get("soft_time_limit", selection.task_soft_time_limit)
+    if hard >= selection.visibility_timeout:
         raise TaskPackageError(
-            f"{definition.where} has a time limit of {limit} s, not shorter than "
-            f"VISIBILITY_TIMEOUT ({visibility_timeout} s): it would run twice"
+            f"{definition.where} has a time limit of {hard} s, not shorter than "
+            f"VISIBILITY_TIMEOUT ({selection.visibility_timeout} s): it would run twice"
+        )
+    if soft > hard:
+        # Celery refuses such a task only when a worker runs it (a FAILURE per message).
+        raise TaskPackageError(
+            f"{definition.where} has a soft time limit of {soft} s, above its time limit of "
+            f"{hard} s (TASK_TIME_LIMIT where the task sets none)"
         )
 
 
@@ -145,7 +157,7 @@ def _load(selection: Selection) -> tuple[tuple[str, TaskDefinition], ...]:
                 raise TaskPackageError(
                     f"{definition.where} is defined twice: also in {earlier.module}"
                 )
-            check_definition(definition, selection.visibility_timeout)
+            check_definition(definition, selection)
             definitions[definition.spec.name] = definition
     return tuple(definitions.items())
 

@@ -25,6 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Public task names: lower-case words, optionally dotted ("billing.charge").
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+#: A task's soft time limit, where it sets only `time_limit`: this share of it.
+SOFT_SHARE = 0.9
 #: The attribute a decorated function carries its definition in.
 DEFINITION_ATTRIBUTE = "__conveyor_task__"
 
@@ -110,8 +112,8 @@ def task(function: F | None = None, /, **options: Unpack[TaskOptions]) -> F | Ca
       data) appear as their size only. Default: all.
     - The rest are Celery's own task options, passed to it unchanged (its defaults where
       not given): retries with `autoretry_for`, `retry_backoff`, `retry_backoff_max`,
-      `retry_jitter`, `max_retries`; `time_limit`, `soft_time_limit` (seconds) and
-      `rate_limit`.
+      `retry_jitter`, `max_retries`; `time_limit`, `soft_time_limit` (seconds; with
+      `time_limit` alone, the soft limit is 90 % of it) and `rate_limit`.
     """
     unknown = set(options) - set(TaskOptions.__annotations__) - set(CeleryOptions.__annotations__)
     if unknown:
@@ -158,7 +160,12 @@ def define(
         raise TaskDefinitionError(f"{where}: give it a docstring or a summary= for the catalogue")
     model = params or params_from_hints(function, name, bind=bind)
     spec = TaskSpec(name, model, text, queue, shown=shown)
-    return TaskDefinition(spec, function, bind=bind, options=dict(options))
+    celery_options = dict(options)
+    if "time_limit" in celery_options and "soft_time_limit" not in celery_options:
+        # Celery needs soft <= hard, and TASK_SOFT_TIME_LIMIT may be above this task's
+        # limit: the task gets SoftTimeLimitExceeded with a tenth of its time left.
+        celery_options["soft_time_limit"] = SOFT_SHARE * celery_options["time_limit"]
+    return TaskDefinition(spec, function, bind=bind, options=celery_options)
 
 
 def params_from_hints(function: Callable[..., Any], name: str, *, bind: bool) -> type[TaskParams]:
