@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,3 +191,51 @@ def do_the_usual_work(stack: Stack, recipient: str) -> None:
     assert tasks["state"] == "SUCCESS"
     lengths = stack.flower.get("/api/queues/length").json()["active_queues"]
     assert {q["name"] for q in lengths} >= {"default", "email"}
+
+
+#: Remove a project, its mailbox too (compose leaves a service of an inactive profile).
+DOWN = ("docker", "compose", "--profile", "mailbox", "down", "--volumes", "--remove-orphans")
+
+
+def run_env(env: dict[str, str], *command: str, check: bool = True, timeout: float = 540) -> str:
+    """Run a command in the project folder with exactly `env`; its output (stdout, then
+    stderr). Fails the test with the end of both when it exits non-zero and `check`."""
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited {done.returncode}\n"
+            f"--- stderr\n{done.stderr[-3000:]}\n--- stdout (end)\n{done.stdout[-2000:]}"
+        )
+    return done.stdout + done.stderr
+
+
+@contextmanager
+def own_stack(
+    env: dict[str, str], *up: str, down_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """A stack of a project of its own: `up` run with `env` (its ports in it), the stack's
+    clients, and the project removed with its volumes at the end, or when `up` fails.
+
+    `down_env`: the environment compose needs to find every service (the compose files
+    that `make` adds), when `env` does not say it.
+    """
+    down = down_env or env
+    try:
+        run_env(env, *up)
+    except BaseException:
+        run_env(down, *DOWN, check=False)
+        raise
+    secrets = read_env_file(ROOT / ".env")
+    clients = (
+        api_client(int(env["PRODUCER_PORT"]), secrets),
+        flower_client(int(env["FLOWER_PORT"]), secrets),
+        mailbox_client(int(env["MAILBOX_PORT"])),
+    )
+    try:
+        yield Stack(*clients, secrets)
+    finally:
+        for client in clients:
+            client.close()
+        run_env(down, *DOWN, check=False)

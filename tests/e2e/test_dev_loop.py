@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +17,13 @@ from pathlib import Path
 import pytest
 
 from conveyor.scaffold import render
-from conveyor_core.env_file import read_env_file
-from tests.e2e.conftest import Stack, api_client, flower_client, mailbox_client
+from tests.e2e.conftest import Stack, own_stack
 from tests.helpers import DEVELOPMENT_MAIL, ROOT, task_outcome, wait_for
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = "conveyor-e2e-dev"
 PORTS = {"PRODUCER_PORT": 18300, "FLOWER_PORT": 18355, "MAILBOX_PORT": 18325}
-DOWN = ("docker", "compose", "--profile", "mailbox", "down", "--volumes", "--remove-orphans")
 #: Where the project is written: under the repository, which the containers' user can read
 #: (pytest's own temporary folders are private to the user running the tests).
 WORKSPACE = ROOT / ".build" / "e2e-dev"
@@ -57,35 +54,11 @@ def env(project: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *command: str, check: bool = True) -> str:
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False
-    )
-    if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def stack(env: dict[str, str]) -> Iterator[Stack]:
     down_env = {**env, "COMPOSE_FILE": "docker-compose.yml:deploy/compose/dev.yml"}
-    try:
-        run(env, "make", "dev")
-    except BaseException:
-        run(down_env, *DOWN, check=False)
-        raise
-    secrets = read_env_file(ROOT / ".env")
-    clients = (
-        api_client(PORTS["PRODUCER_PORT"], secrets),
-        flower_client(PORTS["FLOWER_PORT"], secrets),
-        mailbox_client(PORTS["MAILBOX_PORT"]),
-    )
-    try:
-        yield Stack(*clients, secrets)
-    finally:
-        for client in clients:
-            client.close()
-        run(down_env, *DOWN, check=False)
+    with own_stack(env, "make", "dev", down_env=down_env) as stack:
+        yield stack
 
 
 def greet(stack: Stack) -> object:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import api_client, flower_client
+from tests.e2e.conftest import DOWN, api_client, flower_client, run_env
 from tests.helpers import DEVELOPMENT_MAIL, ROOT, read_env_file, task_outcome, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -33,19 +33,6 @@ PROJECT_B = "conveyor-e2e-hostb"
 PORTS_A = {"PRODUCER_PORT": 18600, "FLOWER_PORT": 18655, "MAILBOX_PORT": 18625}
 REDIS_TLS_PORT = 18663
 TLS_FILES = "docker-compose.yml:deploy/compose/tls.yml"
-DOWN = ("docker", "compose", "--profile", "mailbox", "down", "--volumes", "--remove-orphans")
-
-
-def run(env: dict[str, str], *command: str, check: bool = True, timeout: float = 300) -> str:
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and done.returncode != 0:
-        pytest.fail(
-            f"{' '.join(command)} exited {done.returncode}\n"
-            f"--- stderr\n{done.stderr[-3000:]}\n--- stdout (end)\n{done.stdout[-2000:]}"
-        )
-    return done.stdout + done.stderr
 
 
 #: What an outer `make test` exports to the makes it runs: a host's shell has none of it.
@@ -99,12 +86,12 @@ def host_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostA]:
     env.pop("COMPOSE_FILE", None)
     compose_env = {**env, "COMPOSE_FILE": TLS_FILES}
     try:
-        run(env, "make", "up", timeout=540)
+        run_env(env, "make", "up", timeout=540)
         # Only B's workers may run tasks.
-        run(env, "make", "scale", "WORKERS=0")
-        run(env, "make", "scale", "WORKERS=0", "SERVICE=email-worker")
+        run_env(env, "make", "scale", "WORKERS=0")
+        run_env(env, "make", "scale", "WORKERS=0", "SERVICE=email-worker")
     except BaseException:
-        run(compose_env, *DOWN, check=False)
+        run_env(compose_env, *DOWN, check=False)
         raise
     secrets = read_env_file(ROOT / ".env")
     api = api_client(PORTS_A["PRODUCER_PORT"], secrets)
@@ -117,7 +104,7 @@ def host_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostA]:
     finally:
         api.close()
         flower.close()
-        run(compose_env, *DOWN, check=False)
+        run_env(compose_env, *DOWN, check=False)
 
 
 @dataclass
@@ -126,7 +113,7 @@ class HostB:
     certs: Path
 
     def make(self, *args: str, check: bool = True, timeout: float = 300) -> str:
-        return run(self.env, "make", *args, check=check, timeout=timeout)
+        return run_env(self.env, "make", *args, check=check, timeout=timeout)
 
     def make_fails(self, *args: str, timeout: float = 300) -> str:
         """`make ARGS`, which must exit non-zero; its output."""
@@ -140,7 +127,7 @@ class HostB:
 
     def compose(self, *args: str, check: bool = True) -> str:
         env = {**self.env, "COMPOSE_FILE": f"{TLS_FILES}:deploy/compose/remote-worker.yml"}
-        return run(env, "docker", "compose", *args, check=check)
+        return run_env(env, "docker", "compose", *args, check=check)
 
     def container_ids(self) -> set[str]:
         out = self.compose("ps", "--all", "--quiet", "worker")
@@ -157,7 +144,9 @@ def host_b(host_a: HostA, tmp_path: Path) -> Iterator[Callable[..., HostB]]:
         folder.mkdir()
         env_file = folder / ".env"
         # `make env` on B: B's own generated secrets.
-        run(dict(os.environ), "bash", "deploy/scripts/init-env.sh", ".env.example", str(env_file))
+        run_env(
+            dict(os.environ), "bash", "deploy/scripts/init-env.sh", ".env.example", str(env_file)
+        )
         # Then only these in B's .env, from A (and the image tag: the same version).
         copied = {
             "REDIS_TLS": "true",
@@ -244,7 +233,7 @@ def test_a_worker_host_with_another_ca_is_refused(
     host_a: HostA, host_b: Callable[..., HostB], tmp_path: Path
 ) -> None:
     other = tmp_path / "other-ca"
-    run(dict(os.environ), "bash", "deploy/scripts/make-certs.sh", str(other))
+    run_env(dict(os.environ), "bash", "deploy/scripts/make-certs.sh", str(other))
     _, logs = refused(host_a, host_b(ca_crt=other / "ca.crt"))
     assert "certificate verify failed" in logs, logs[-3000:]
     assert "refusing to start the worker" in logs, logs[-3000:]

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from conveyor_core.env_file import read_env_file
-from tests.e2e.conftest import Stack, api_client, flower_client, mailbox_client
-from tests.helpers import DEVELOPMENT_MAIL, ROOT, task_outcome
+from tests.e2e.conftest import Stack, own_stack, run_env
+from tests.helpers import DEVELOPMENT_MAIL, task_outcome
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = "conveyor-e2e-tasks"
 PORTS = {"PRODUCER_PORT": 18200, "FLOWER_PORT": 18255, "MAILBOX_PORT": 18225}
-DOWN = ("docker", "compose", "--profile", "mailbox", "down", "--volumes", "--remove-orphans")
 RECEIVER = "http://webhook-receiver:8080/hooks"
 #: The receiver answers 503 to this many attempts of each delivery.
 REFUSED_ATTEMPTS = 2
@@ -46,34 +43,10 @@ def env() -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *command: str, check: bool = True) -> str:
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False
-    )
-    if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def stack(env: dict[str, str]) -> Iterator[Stack]:
-    try:
-        run(env, "make", "up")
-    except BaseException:
-        run(env, *DOWN, check=False)
-        raise
-    secrets = read_env_file(ROOT / ".env")
-    clients = (
-        api_client(PORTS["PRODUCER_PORT"], secrets),
-        flower_client(PORTS["FLOWER_PORT"], secrets),
-        mailbox_client(PORTS["MAILBOX_PORT"]),
-    )
-    try:
-        yield Stack(*clients, secrets)
-    finally:
-        for client in clients:
-            client.close()
-        run(env, *DOWN, check=False)
+    with own_stack(env, "make", "up") as stack:
+        yield stack
 
 
 def deliveries(env: dict[str, str]) -> list[dict[str, object]]:
@@ -82,7 +55,9 @@ def deliveries(env: dict[str, str]) -> list[dict[str, object]]:
         "import urllib.request as u; "
         "print(u.urlopen('http://127.0.0.1:8080/deliveries', timeout=5).read().decode())"
     )
-    out = run(env, "docker", "compose", "exec", "-T", "webhook-receiver", "python", "-c", script)
+    out = run_env(
+        env, "docker", "compose", "exec", "-T", "webhook-receiver", "python", "-c", script
+    )
     return list(json.loads(out))
 
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.e2e.conftest import Stack, api_client, do_the_usual_work, flower_client, mailbox_client
+from tests.e2e.conftest import Stack, do_the_usual_work, own_stack, run_env
 from tests.e2e.redis_roles import NO_RETRY, USERS, Connect, check_roles, password_variable
 from tests.helpers import (
     DEVELOPMENT_MAIL,
-    ROOT,
-    read_env_file,
     task_outcome,
 )
 
@@ -33,8 +30,6 @@ pytestmark = pytest.mark.e2e
 
 
 PROJECT = "conveyor-e2e-tls"
-#: Remove the project, the mailbox too (compose leaves a service of an inactive profile).
-DOWN = ("docker", "compose", "--profile", "mailbox", "down", "--volumes", "--remove-orphans")
 PORTS = {"PRODUCER_PORT": 18100, "FLOWER_PORT": 18155, "MAILBOX_PORT": 18125}
 REDIS_PORT = 18379
 
@@ -59,32 +54,10 @@ def env(certs: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *command: str, check: bool = True, timeout: float = 540) -> str:
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {done.returncode}\n{done.stderr[-3000:]}")
-    return done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module")
 def tls_stack(env: dict[str, str]) -> Iterator[Stack]:
-    try:
-        run(env, "make", "up")
-    except BaseException:
-        run(env, *DOWN, check=False)
-        raise
-    secrets = read_env_file(ROOT / ".env")
-    api = api_client(PORTS["PRODUCER_PORT"], secrets)
-    flower = flower_client(PORTS["FLOWER_PORT"], secrets)
-    mailbox = mailbox_client(PORTS["MAILBOX_PORT"])
-    try:
-        yield Stack(api, flower, mailbox, secrets)
-    finally:
-        for client in (api, flower, mailbox):
-            client.close()
-        run(env, *DOWN, check=False)
+    with own_stack(env, "make", "up") as stack:
+        yield stack
 
 
 def tls_client(certs: Path) -> Connect:
@@ -112,7 +85,7 @@ def as_role(stack: Stack, certs: Path, role: str) -> redis.Redis:
 
 
 def acl_log(env: dict[str, str]) -> str:
-    return run(
+    return run_env(
         env, "docker", "compose", "exec", "-T", "redis", "conveyor-redis", "cli", "ACL", "LOG"
     )
 
@@ -120,7 +93,7 @@ def acl_log(env: dict[str, str]) -> str:
 def test_the_whole_stack_works_with_tls_and_no_command_is_refused(
     tls_stack: Stack, env: dict[str, str]
 ) -> None:
-    run(
+    run_env(
         env,
         "docker",
         "compose",
@@ -161,7 +134,7 @@ def test_each_role_is_refused_what_belongs_to_another(tls_stack: Stack, certs: P
 def test_redis_reads_its_key_from_a_copy_only_it_can_read(env: dict[str, str], certs: Path) -> None:
     """`make certs` leaves the key 0600 on the host; Redis gets a 0400 copy of its own."""
     assert stat.S_IMODE((certs / "redis.key").stat().st_mode) == 0o600
-    listing = run(
+    listing = run_env(
         env, "docker", "compose", "exec", "-T", "redis", "stat", "-c", "%a %U",
         "/etc/conveyor/tls-key/redis.key",
     )  # fmt: skip
@@ -172,10 +145,10 @@ def test_a_worker_with_the_producers_credentials_takes_no_task(
     tls_stack: Stack, env: dict[str, str], certs: Path
 ) -> None:
     api = tls_stack.api
-    run(env, "docker", "compose", "stop", "worker")
+    run_env(env, "docker", "compose", "stop", "worker")
     try:
         task = api.post("/api/v1/tasks", json={"task": "add", "args": [20, 22]}).json()["id"]
-        imposter = run(
+        imposter = run_env(
             env, "timeout", "60", "docker", "compose", "run", "--rm", "--no-deps",
             "-e", "REDIS_USERNAME=producer",
             "-e", f"REDIS_PASSWORD={tls_stack.secrets['REDIS_PRODUCER_PASSWORD']}",
@@ -186,6 +159,6 @@ def test_a_worker_with_the_producers_credentials_takes_no_task(
         assert api.get(f"/api/v1/tasks/{task}").json()["state"] == "PENDING"
         assert as_role(tls_stack, certs, "producer").llen("default") == 1
     finally:
-        run(env, "docker", "compose", "start", "worker")
+        run_env(env, "docker", "compose", "start", "worker")
     # The real worker then runs it: nothing was lost to the imposter.
     assert task_outcome(api, task, timeout=120)["result"] == 42
