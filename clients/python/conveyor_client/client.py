@@ -50,6 +50,23 @@ def submit_call(name: str, args: Sequence[Any], options: dict[str, Any]) -> Call
     return Call("POST", "/api/v1/tasks", body)
 
 
+def client_options(url: str, api_key: str, timeout: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """The httpx client's options: the API's URL, the key on every request."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    return {"base_url": url, "headers": headers, "timeout": timeout, **extra}
+
+
+def request_options(call: Call, timeout: float | None) -> dict[str, Any]:
+    """Httpx's `request` arguments for a call (the client's timeout unless given)."""
+    return {
+        "method": call.method,
+        "url": call.path,
+        "json": call.body,
+        "params": call.params,
+        "timeout": httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+    }
+
+
 def parse(response: httpx.Response) -> Any:
     """The body of a success, or the typed error of a failure."""
     try:
@@ -72,12 +89,7 @@ class Client:
     """A synchronous client: `Client(url, api_key).submit("add", 2, 3).wait()`."""
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 15, **httpx_options: Any):
-        self.http = httpx.Client(
-            base_url=url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=timeout,
-            **httpx_options,
-        )
+        self.http = httpx.Client(**client_options(url, api_key, timeout, httpx_options))
 
     def __enter__(self) -> Client:
         return self
@@ -91,14 +103,7 @@ class Client:
 
     def call(self, call: Call, timeout: float | None = None) -> Any:
         """Send one request; its body, or the typed error."""
-        response = self.http.request(
-            call.method,
-            call.path,
-            json=call.body,
-            params=call.params,
-            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-        )
-        return parse(response)
+        return parse(self.http.request(**request_options(call, timeout)))
 
     def submit(self, name: str, *args: Any, **options: Any) -> TaskHandle:
         """Submit one task; keyword arguments are the task's, or the API's options."""
@@ -181,12 +186,7 @@ class AsyncClient:
     """The same API as coroutines: `await AsyncClient(url, key).submit("add", 2, 3)`."""
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 15, **httpx_options: Any):
-        self.http = httpx.AsyncClient(
-            base_url=url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=timeout,
-            **httpx_options,
-        )
+        self.http = httpx.AsyncClient(**client_options(url, api_key, timeout, httpx_options))
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -200,14 +200,7 @@ class AsyncClient:
 
     async def call(self, call: Call, timeout: float | None = None) -> Any:
         """Send one request; its body, or the typed error."""
-        response = await self.http.request(
-            call.method,
-            call.path,
-            json=call.body,
-            params=call.params,
-            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-        )
-        return parse(response)
+        return parse(await self.http.request(**request_options(call, timeout)))
 
     async def submit(self, name: str, *args: Any, **options: Any) -> AsyncTaskHandle:
         """Submit one task; keyword arguments are the task's, or the API's options."""
