@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conveyor_client import Client, InvalidArgumentsError
 from tests.e2e.conftest import Stack, own_stack, run_env
 from tests.helpers import DEVELOPMENT_MAIL, task_outcome
 
@@ -95,3 +96,15 @@ def test_a_delivery_is_retried_with_backoff_until_the_receiver_takes_it(
     [kept] = [d for d in deliveries(env) if d["id"] == task_id]
     assert kept["attempts"] == REFUSED_ATTEMPTS + 1
     assert (kept["event"], kept["payload"]) == ("order.paid", {"order": 7})
+
+
+def test_the_python_client_runs_the_projects_task(stack: Stack) -> None:
+    with Client(
+        f"http://127.0.0.1:{PORTS['PRODUCER_PORT']}", stack.secrets["CONVEYOR_API_KEY"]
+    ) as conveyor:
+        task = conveyor.submit("deliver_webhook", RECEIVER, "invoice.sent", payload={"n": 1})
+        assert task.wait(timeout=90) == {"status": 204, "webhook_id": task.id}
+        assert task.status()["retries"] == REFUSED_ATTEMPTS
+        with pytest.raises(InvalidArgumentsError) as refused:
+            conveyor.submit("deliver_webhook", RECEIVER, "", payload={})
+        assert refused.value.field == "args[1]"
