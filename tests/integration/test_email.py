@@ -82,7 +82,7 @@ def email_worker(start_worker, mailbox: tuple[httpx.Client, int]):
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_port),
         "EMAIL_FROM": "Conveyor tests <tests@example.com>",
-        "EMAIL_RETRY_BACKOFF": "0.2",
+        "EMAIL_RETRY_BACKOFF": "1",  # Celery counts whole seconds
         "EMAIL_RETRY_BACKOFF_MAX": "1",
         "EMAIL_MAX_RETRIES": str(MAX_RETRIES),
         "EMAIL_SEND_LEASE": "10",

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from conveyor_core import email_templates
 from conveyor_core.email_schema import MAX_ATTACHMENT_BYTES, MAX_RECIPIENTS, EmailParams
 from conveyor_core.settings import WorkerSettings
-from conveyor_worker.email_sending import build_message, classify, message_id_for, retry_delay
+from conveyor_worker.email_sending import build_message, classify, message_id_for, retry_options
 
 SECRET = "s" * 24
 
@@ -127,12 +127,20 @@ def test_failures_are_sorted_into_retry_or_give_up(error: Exception, transient: 
     assert message.startswith("SMTP mx:25")
 
 
-def test_retry_delays_grow_with_jitter_up_to_the_maximum() -> None:
-    config = settings(email_retry_backoff=2, email_retry_backoff_max=60)
-    for retries, step in [(0, 2), (1, 4), (3, 16), (10, 60)]:
-        delays = [retry_delay(retries, config) for _ in range(50)]
-        assert all(step / 2 <= d <= step for d in delays)
-        assert len(set(delays)) > 1
+def test_send_email_retries_with_celerys_backoff_from_the_settings() -> None:
+    config = settings(email_retry_backoff=2, email_retry_backoff_max=60, email_max_retries=4)
+    assert retry_options(config) == {
+        "max_retries": 4,
+        "retry_backoff": 2,
+        "retry_backoff_max": 60,
+        "retry_jitter": True,
+    }
+    # Celery counts whole seconds; a retry waits unacknowledged, so MAX_COUNTDOWN caps it.
+    short = settings(email_retry_backoff=0.2, email_retry_backoff_max=400, max_countdown=300)
+    assert (retry_options(short)["retry_backoff"], retry_options(short)["retry_backoff_max"]) == (
+        1,
+        300,
+    )
 
 
 def test_email_settings_refuse_what_would_leak_or_stall() -> None:

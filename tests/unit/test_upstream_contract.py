@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 import tomllib
 from collections import OrderedDict
 from importlib.metadata import version
 from types import SimpleNamespace
 from typing import Any
 
+import celery.app.autoretry
 import celery.app.base
+import celery.app.task
 import celery.backends.base
 import celery.backends.redis
 import celery.events.dispatcher
@@ -245,3 +248,29 @@ def test_redis_key_layout() -> None:
     assert "dumps([message._raw, EX, RK])" in inspect.getsource(kombu.transport.redis.QoS.append)
     backend = celery.backends.base.BaseKeyValueStoreBackend
     assert backend.task_keyprefix == fence.RESULT_KEY_PREFIX
+
+
+def test_retry_keeps_its_max_retries_on_the_task_and_autoretry_reads_it() -> None:
+    """Task.retry stores a given max_retries as an attribute, and autoretry reuses it."""
+    retry = inspect.getsource(celery.app.task.Task.retry)
+    assert f"self.{fence.OVERRIDE_MAX_RETRIES} = max_retries" in retry
+    autoretry = inspect.getsource(celery.app.autoretry.add_autoretry_behaviour)
+    assert f"hasattr(task, '{fence.OVERRIDE_MAX_RETRIES}')" in autoretry
+
+
+def test_a_retry_limit_stays_in_its_thread_until_forgotten() -> None:
+    class Probe(fence.RetryLimitPerCall):
+        pass
+
+    task, other = Probe(), Probe()
+    assert not hasattr(task, fence.OVERRIDE_MAX_RETRIES)
+    setattr(task, fence.OVERRIDE_MAX_RETRIES, 2)  # what Task.retry does
+    assert getattr(task, fence.OVERRIDE_MAX_RETRIES) == 2
+    assert not hasattr(other, fence.OVERRIDE_MAX_RETRIES)  # per task
+    seen: list[bool] = []
+    thread = threading.Thread(target=lambda: seen.append(hasattr(task, "override_max_retries")))
+    thread.start()
+    thread.join()
+    assert seen == [False]  # per thread
+    task.forget_retry_limit()
+    assert not hasattr(task, fence.OVERRIDE_MAX_RETRIES)

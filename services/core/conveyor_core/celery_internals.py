@@ -18,6 +18,7 @@ The table in docs/architecture.md ("Celery's and kombu's private parts") lists t
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +144,51 @@ class NoSubscriptionOnTaskCall:
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         """Do nothing: results are read from their keys, never awaited."""
+
+
+# ---- Celery: a retry's max_retries kept on the task object ---------------------------
+
+#: The attribute `Task.retry(max_retries=N)` leaves on the task, and autoretry reads.
+OVERRIDE_MAX_RETRIES = "override_max_retries"
+
+
+class RetryLimitPerCall:
+    """Mixin for a Task: a `retry(max_retries=N)` limits that one call, in that thread.
+
+    Upstream: celery/app/task.py `Task.retry` does `self.override_max_retries =
+    max_retries` when given one; celery/app/autoretry.py then passes
+    `task.override_max_retries` as max_retries to every later autoretry for as long as
+    the attribute exists, and deletes it only on a path a raising retry never reaches.
+    The task object is shared by every call in the process and every thread of a thread
+    pool, so one call's limit became every later call's (send_email's lease wait, which
+    passes its own retries + 1, made the next e-mails give up after one retry). Here the
+    attribute lives in a thread-local, per task, and `forget_retry_limit` drops it when
+    the retry that set it returns or raises.
+    """
+
+    _retry_limits = threading.local()
+
+    @property
+    def override_max_retries(self) -> int:
+        """The limit the current call's retry was given (AttributeError when none)."""
+        limits: dict[int, int] = getattr(self._retry_limits, "by_task", {})
+        if id(self) not in limits:
+            raise AttributeError(OVERRIDE_MAX_RETRIES)
+        return limits[id(self)]
+
+    @override_max_retries.setter
+    def override_max_retries(self, value: int) -> None:
+        if not hasattr(self._retry_limits, "by_task"):
+            self._retry_limits.by_task = {}
+        self._retry_limits.by_task[id(self)] = value
+
+    @override_max_retries.deleter
+    def override_max_retries(self) -> None:
+        getattr(self._retry_limits, "by_task", {}).pop(id(self), None)
+
+    def forget_retry_limit(self) -> None:
+        """Drop the current thread's limit for this task."""
+        getattr(self._retry_limits, "by_task", {}).pop(id(self), None)
 
 
 # ---- Celery: the worker's buffered task events -------------------------------------

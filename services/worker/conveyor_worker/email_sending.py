@@ -241,15 +241,19 @@ def smtp_client() -> SmtpClient:
     return SmtpClient(get_worker_settings())
 
 
-def retry_delay(retries: int, settings: WorkerSettings) -> float:
-    """Exponential backoff with jitter.
+def retry_options(settings: WorkerSettings) -> dict[str, Any]:
+    """Celery's retry options for send_email, from the settings (read at worker start).
 
-    Half of each step is fixed, half random, so that e-mails refused together do not all
-    come back at the same moment.
+    Celery waits retry_backoff * 2**retries seconds, capped at retry_backoff_max, with
+    full jitter (a random share of it), so e-mails refused together do not come back
+    together. Its backoff counts whole seconds: EMAIL_RETRY_BACKOFF below 1 is 1.
     """
-    step = min(settings.email_retry_backoff * 2.0**retries, settings.retry_backoff_cap)
-    jitter: float = random.uniform(0, step / 2)  # noqa: S311  # spreading retries, not secrets
-    return step / 2 + jitter
+    return {
+        "max_retries": settings.email_max_retries,
+        "retry_backoff": max(1, int(settings.email_retry_backoff)),
+        "retry_backoff_max": int(settings.retry_backoff_cap),
+        "retry_jitter": True,
+    }
 
 
 def send_once(task: Task[Any, Any], params: EmailParams) -> dict[str, Any]:
@@ -286,7 +290,7 @@ def send_once(task: Task[Any, Any], params: EmailParams) -> dict[str, Any]:
     except (smtplib.SMTPException, OSError) as exc:
         records.release(key, token)
         transient, why = classify(exc, client.server)
-        raise _failure(task, transient, why, settings) from None
+        raise _failure(task, transient, why) from None
     except BaseException:
         records.release(key, token)
         raise
@@ -303,21 +307,17 @@ def send_once(task: Task[Any, Any], params: EmailParams) -> dict[str, Any]:
     }
 
 
-def _failure(
-    task: Task[Any, Any], transient: bool, why: str, settings: WorkerSettings
-) -> Exception:
-    """The exception that ends this attempt: a retry, or the error that fails the task."""
+def _failure(task: Task[Any, Any], transient: bool, why: str) -> Exception:
+    """The exception that ends this attempt.
+
+    A failure that may pass is an EmailDeferredError, which Celery's autoretry retries
+    with its backoff (send_email's options); the last one says the retries ran out.
+    """
     if not transient:
         logger.error("e-mail refused for good: %s", why)
         return EmailRejectedError(why)
     retries = task.request.retries or 0
-    if retries >= settings.email_max_retries:
+    if retries >= (task.max_retries or 0):
         return EmailDeferredError(f"gave up after {retries} retries: {why}")
-    delay = retry_delay(retries, settings)
-    logger.warning("e-mail deferred (%s); retry %d in %.1f s", why, retries + 1, delay)
-    return task.retry(
-        exc=EmailDeferredError(why),
-        countdown=delay,
-        max_retries=settings.email_max_retries,
-        throw=False,
-    )
+    logger.warning("e-mail deferred (%s); retry %d follows", why, retries + 1)
+    return EmailDeferredError(why)

@@ -8,6 +8,7 @@ from celery.signals import after_setup_logger, worker_init
 from conveyor_core.celery_app import app
 from conveyor_core.settings import get_settings, get_worker_settings
 from conveyor_worker import remote_control, rescue, tasks
+from conveyor_worker.email_sending import retry_options
 from conveyor_worker.heartbeat import Heartbeat
 
 app.steps["consumer"].add(Heartbeat)
@@ -25,13 +26,14 @@ def _register_tasks(**_: Any) -> None:
     """Register the tasks of the task packages the settings name (and test tasks if on).
 
     Done when the worker starts, before the pool forks, so every child process has them
-    (the image's build-time import check runs without settings). send_email is capped
-    per worker at EMAIL_RATE_LIMIT.
+    (the image's build-time import check runs without settings). send_email gets its
+    retries and its per-worker cap (EMAIL_RATE_LIMIT) from the settings.
     """
-    registered = tasks.register_catalog(get_settings())
-    limit = get_worker_settings().email_rate_limit
-    if limit and "send_email" in registered:
-        registered["send_email"].rate_limit = limit
+    settings = get_worker_settings()
+    email = retry_options(settings)
+    if settings.email_rate_limit:
+        email["rate_limit"] = settings.email_rate_limit
+    tasks.register_catalog(settings, {"send_email": email})
 
 
 #: Celery's per-task log lines: "Task ... received" and "Task ... succeeded in ...".

@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 
 from conveyor_core.catalog import TaskSpec
 from conveyor_core.celery_app import app
+from conveyor_core.celery_internals import RetryLimitPerCall
 from conveyor_core.settings import Settings
 from conveyor_core.task_packages import load_definitions
 from conveyor_core.task_sdk import TaskDefinition
@@ -24,7 +25,7 @@ from conveyor_worker.dead_lettering import guard
 BROKER_UNREACHABLE = (OperationalError, redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-class CatalogTask(Task[Any, Any]):
+class CatalogTask(RetryLimitPerCall, Task[Any, Any]):
     """A task that validates its arguments against its catalogue schema before running.
 
     Messages can reach Redis without going through the producer, so the worker does not
@@ -53,6 +54,13 @@ class CatalogTask(Task[Any, Any]):
         timeout brings it back if Redis is still down.
         """
         try:
+            return self._retry_without_loss(*args, **kwargs)
+        finally:
+            # A max_retries given to this call limits this call only (RetryLimitPerCall).
+            self.forget_retry_limit()
+
+    def _retry_without_loss(self, *args: Any, **kwargs: Any) -> Any:
+        try:
             return super().retry(*args, **kwargs)
         except Reject as rejected:
             # celery-types does not declare Reject's attributes (reason, requeue).
@@ -70,7 +78,7 @@ class CatalogTask(Task[Any, Any]):
         return super().apply_async(args, kwargs, **options)
 
 
-def register(definition: TaskDefinition) -> CatalogTask:
+def register(definition: TaskDefinition, **overrides: Any) -> CatalogTask:
     """Register a task definition with Celery: its name, schema and options.
 
     Its queue is the catalogue router's (`celery_app.catalogue_router`), not a `queue`
@@ -82,15 +90,22 @@ def register(definition: TaskDefinition) -> CatalogTask:
         base=CatalogTask,
         spec=spec,
         bind=definition.bind,
-        **definition.options,
+        **{**definition.options, **overrides},
     )(definition.function)
     return registered
 
 
-def register_catalog(settings: Settings) -> dict[str, CatalogTask]:
+def register_catalog(
+    settings: Settings, overrides: dict[str, dict[str, Any]] | None = None
+) -> dict[str, CatalogTask]:
     """Register every task the settings' packages define; the Celery tasks by public name.
 
+    `overrides`: Celery options by task name that come from settings (send_email's
+    retries), given here because Celery reads them when it registers the task.
     Raises `TaskPackageError` (naming the module and task) for a package that cannot be
     served; the start-up check reports the same before the worker gets here.
     """
-    return {name: register(d) for name, d in load_definitions(settings).items()}
+    extra = overrides or {}
+    return {
+        name: register(d, **extra.get(name, {})) for name, d in load_definitions(settings).items()
+    }
