@@ -173,5 +173,14 @@ def catalog_of(selection: Selection) -> dict[str, TaskSpec]:
 
 
 def lookup(settings: Settings, celery_name: str) -> TaskSpec | None:
-    """A served task's spec by its Celery name, or None."""
-    return next((s for s in load_catalog(settings).values() if s.celery_name == celery_name), None)
+    """A served task's spec by its Celery name, or None.
+
+    Celery's router asks this for every message published, so the map is built once per
+    selection, not scanned per call.
+    """
+    return _by_celery_name(Selection.of(settings)).get(celery_name)
+
+
+@lru_cache(maxsize=8)
+def _by_celery_name(selection: Selection) -> dict[str, TaskSpec]:
+    return {spec.celery_name: spec for spec in catalog_of(selection).values()}
