@@ -7,6 +7,8 @@ MAKEFLAGS += --no-print-directory
 # ---- Variables (override on the command line: make scale WORKERS=4) -------------
 WORKERS ?= 1
 SERVICE ?=
+# A declared queue (queues.toml): `make scale QUEUE=email` scales its worker service.
+QUEUE ?=
 ARGS ?=
 FORCE ?=
 # `make audit AUDIT_ARGS=--allow-unaudited` passes where no advisory source can
@@ -41,12 +43,34 @@ ENV_GET = bash deploy/scripts/env-file.sh get
 # mode has one Redis user per role (deploy/redis/roles.acl).
 REDIS_TLS ?= $(shell $(ENV_GET) REDIS_TLS .env 2>/dev/null)
 CERTS_DIR ?= $(or $(CONVEYOR_CERTS_DIR),$(shell $(ENV_GET) CONVEYOR_CERTS_DIR .env 2>/dev/null),./certs)
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# The compose files given (COMPOSE_FILE, else the base file), less the queue layers that
+# a calling make added: they are rendered again below.
+COMPOSE_GIVEN := $(filter-out $(BUILD_DIR)/compose.queues%,$(subst :, ,$(or $(COMPOSE_FILE),docker-compose.yml)))
 ifeq ($(REDIS_TLS),true)
-export COMPOSE_FILE := $(or $(COMPOSE_FILE),docker-compose.yml):deploy/compose/tls.yml$(if $(filter worker,$(ROLE)),:deploy/compose/remote-worker.yml)
+COMPOSE_GIVEN += $(filter-out $(COMPOSE_GIVEN),deploy/compose/tls.yml $(if $(filter worker,$(ROLE)),deploy/compose/remote-worker.yml))
 endif
+# The queues, declared once: queues.toml and the task project's [tool.conveyor.queues]
+# (CONVEYOR_TASKS in .env: a folder with a pyproject.toml), merged and rendered before
+# anything runs: .build/queues.json (the image's copy) and the compose layers that give
+# each queue its worker service and Redis its queues (conveyor_core.queue_declarations).
+# A declaration that cannot be used stops make here, naming the file, queue and setting.
+CONVEYOR_TASKS ?= $(shell $(ENV_GET) CONVEYOR_TASKS .env 2>/dev/null)
+QUEUES_RENDERED := $(shell PYTHONPATH=services/core $(PYTHON) -m conveyor_core.queue_declarations \
+	render --tasks "$(CONVEYOR_TASKS)" --out $(BUILD_DIR) --compose-files "$(subst $(space),:,$(strip $(COMPOSE_GIVEN)))")
+ifneq ($(.SHELLSTATUS),0)
+$(error the queue declarations are refused (above); $(PYTHON) 3.11+ reads them)
+endif
+QUEUE_PAIRS := $(filter-out compose:%,$(QUEUES_RENDERED))
+QUEUE_NAMES := $(foreach pair,$(QUEUE_PAIRS),$(firstword $(subst =, ,$(pair))))
+QUEUE_SERVICES := $(foreach pair,$(QUEUE_PAIRS),$(lastword $(subst =, ,$(pair))))
+# Every compose call reads these (an assignment on make's command line included).
+override export COMPOSE_FILE := $(subst $(space),:,$(strip $(COMPOSE_GIVEN) $(patsubst compose:%,%,$(filter compose:%,$(QUEUES_RENDERED)))))
 # ROLE=worker: this host runs the workers only, for the Redis of another host (TLS).
 ROLE ?= all
-UP_SERVICES = $(if $(filter worker,$(ROLE)),--no-deps worker email-worker)
+UP_SERVICES = $(if $(filter worker,$(ROLE)),--no-deps $(QUEUE_SERVICES))
 
 # The development mailbox (an SMTP sink) runs only while the e-mail goes to it: its
 # compose profile is on when SMTP_HOST (the environment, else .env, else the settings'
@@ -57,9 +81,6 @@ endif
 MAILBOX_ON := $(if $(filter mailbox,$(or $(SMTP_HOST),mailbox)),true)
 # Other profiles given in COMPOSE_PROFILES stay; `mailbox` is this rule's alone (a make
 # run from another one, e.g. by the tests, must not inherit it).
-comma := ,
-empty :=
-space := $(empty) $(empty)
 OTHER_PROFILES := $(filter-out mailbox,$(subst $(comma),$(space),$(COMPOSE_PROFILES)))
 export COMPOSE_PROFILES := $(subst $(space),$(comma),$(strip $(OTHER_PROFILES) $(if $(MAILBOX_ON),mailbox)))
 
@@ -144,10 +165,13 @@ restart: docker-check .env ## Graceful stop, then start again and wait (SERVICE=
 	$(DC) up --detach --wait --no-build $(SERVICE)
 
 .PHONY: scale
-scale: docker-check .env ## Run WORKERS replicas of SERVICE (default worker): make scale WORKERS=3 [SERVICE=email-worker]
+# The service to scale: SERVICE, else QUEUE's worker service, else the default queue's.
+SCALED = $(or $(SERVICE),$(if $(QUEUE),$(lastword $(subst =, ,$(filter $(QUEUE)=%,$(QUEUE_PAIRS)))),worker))
+scale: docker-check .env ## Run WORKERS workers of a queue: make scale WORKERS=3 [QUEUE=email] (or SERVICE=...)
 	@[[ "$(WORKERS)" =~ ^[0-9]+$$ ]] || { echo "WORKERS must be a whole number, got '$(WORKERS)'" >&2; exit 2; }
+	@[[ -n "$(SCALED)" ]] || { echo "QUEUE=$(QUEUE) is not a declared queue; declared: $(QUEUE_NAMES)" >&2; exit 2; }
 	$(DC) up --detach --wait --no-build --no-recreate $(if $(filter worker,$(ROLE)),--no-deps) \
-		--scale $(or $(SERVICE),worker)=$(WORKERS) $(or $(SERVICE),worker)
+		--scale $(SCALED)=$(WORKERS) $(SCALED)
 
 .PHONY: ps
 ps: docker-check ## List the containers and their health
@@ -245,7 +269,7 @@ redis-tls-key: docker-check
 ##@ Beyond one machine (docs/deploy.md)
 .PHONY: swarm-up
 swarm-up: docker-check env images ## Deploy on Docker Swarm (a single-node swarm if none), WORKERS replicas: TLS, per-role users, same ports
-	WORKERS=$(WORKERS) bash deploy/scripts/swarm.sh up
+	WORKERS=$(WORKERS) CONVEYOR_QUEUES="$(QUEUE_NAMES)" bash deploy/scripts/swarm.sh up
 
 .PHONY: swarm-scale
 swarm-scale: docker-check ## Run WORKERS worker replicas on the swarm: make swarm-scale WORKERS=3
@@ -292,7 +316,6 @@ new-tasks: venv ## Write a new task project that passes its own tests: make new-
 
 # A team's task project (CONVEYOR_TASKS in .env: a folder with a pyproject.toml), built
 # into the one image every role runs: its wheel and its locked dependencies (docs/tasks.md).
-CONVEYOR_TASKS ?= $(shell $(ENV_GET) CONVEYOR_TASKS .env 2>/dev/null)
 .PHONY: task-project
 task-project: $(VENV)/.complete
 	@bash deploy/scripts/task-project.sh "$(CONVEYOR_TASKS)" $(BUILD_DIR)/tasks $(VENV)

@@ -8,11 +8,15 @@ real Redis and real Celery workers) and `-m e2e` (the whole compose stack).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 TESTS = Path(__file__).parent
+# The queues the services would read from their image: the repository's declarations,
+# for the tests and the workers they start on this machine.
+os.environ.setdefault("CONVEYOR_QUEUES_FILE", str(TESTS.parent / "queues.toml"))
 TIERS = ("unit", "manifests", "integration", "e2e")
 
 

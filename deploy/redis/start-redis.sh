@@ -3,7 +3,8 @@
 #   conveyor-redis [REDIS-SERVER OPTIONS...]   start the server (exec: PID 1, gets SIGTERM)
 #   conveyor-redis health                      PING as the operator; exit 0 on PONG
 #   conveyor-redis cli [ARGS...]               redis-cli as the operator, password hidden
-# One ACL user per role in every mode (roles.acl): the `operator` and each of $REDIS_ROLES;
+# One ACL user per role in every mode (roles.acl): the `operator` and each of $REDIS_ROLES,
+# with the key patterns of each queue in $CONVEYOR_QUEUES (the declared queues);
 # Redis's `default` user is off. Passwords come from the environment (REDIS_PASSWORD for
 # the operator, REDIS_<ROLE>_PASSWORD) or from a file of the same name in lower case in
 # $SECRETS_DIR (Swarm and Kubernetes secrets).
@@ -42,6 +43,23 @@ rules_of() {
   printf %s "$rules"
 }
 
+# The rules with each word that holds {queue} once per declared queue ($CONVEYOR_QUEUES,
+# from queues.toml): `%W~{queue}*` becomes `%W~default* %W~email* ...`.
+expand_queues() {
+  expanded=""
+  for rule in $1; do
+    case $rule in
+      *"{queue}"*)
+        for queue in $queues; do
+          expanded="$expanded ${rule%%\{queue\}*}$queue${rule#*\{queue\}}"
+        done
+        ;;
+      *) expanded="$expanded $rule" ;;
+    esac
+  done
+  printf %s "$expanded"
+}
+
 tls_client_options() {
   [ "$tls" = true ] && printf -- '--tls --cacert %s' "$tls_dir/ca.crt"
   return 0
@@ -64,6 +82,15 @@ case ${1:-} in
     ;;
 esac
 
+# The declared queues (a name each: lower-case letters, digits, dashes; no glob character).
+queues=${CONVEYOR_QUEUES:-}
+[ -n "$queues" ] || die "CONVEYOR_QUEUES is not set: the declared queues (queues.toml), space-separated"
+for queue in $queues; do
+  case $queue in
+    *[!a-z0-9-]*) die "CONVEYOR_QUEUES: $queue is not a queue name (a-z, 0-9, -)" ;;
+  esac
+done
+
 # `default` off and without a password: no connection can log in as it, each must name
 # its role. Its rules are still all commands on all keys: Redis replays the append-only
 # file as `default`, and EXEC checks the ACL again, so without them every MULTI/EXEC in
@@ -75,7 +102,7 @@ for name in operator ${REDIS_ROLES:-producer worker email reconciler flower}; do
   variable=REDIS_PASSWORD
   [ "$name" = operator ] || variable=REDIS_$(printf %s "$name" | tr '[:lower:]' '[:upper:]')_PASSWORD
   hash=$(sha256 "$(secret "$variable")")
-  rules=$(rules_of "$name")
+  rules=$(expand_queues "$(rules_of "$name")")
   # shellcheck disable=SC2086 # one word per rule
   set -- "$@" --user "$name" reset on "#$hash" $rules
 done

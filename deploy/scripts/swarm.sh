@@ -110,9 +110,20 @@ require_smtp_server() {
 (and SMTP_PORT, SMTP_SECURITY, SMTP_USER, SMTP_PASSWORD) to your SMTP server in $env_file"
 }
 
+# The declared queues (queues.toml and the task project's; make passes their names):
+# Redis writes each role's key patterns for them. This stack file has worker services for
+# Conveyor's two queues; a queue of its own is refused here rather than left unserved.
+check_queues() {
+  [[ -n ${CONVEYOR_QUEUES:-} ]] || die "CONVEYOR_QUEUES is not set: run make swarm-up"
+  [[ $CONVEYOR_QUEUES == "default email" ]] ||
+    die "queues declared: $CONVEYOR_QUEUES; this stack file runs workers for default and \
+email only (docs/deploy.md): on Swarm, a queue of its own needs its worker service first"
+}
+
 up() {
   load_env
   require_smtp_server
+  check_queues
   ensure_swarm
   ensure_redis_node
   stage_secrets

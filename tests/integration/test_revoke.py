@@ -23,6 +23,7 @@ import redis
 from conveyor_reconciler.main import Reconciler
 from fastapi.testclient import TestClient
 
+from conveyor_core.catalog import known_queues
 from conveyor_core.celery_app import create_app
 from conveyor_core.celery_internals import UNACKED_KEY, priority_lists
 from conveyor_core.ledger_keys import PENDING, revoked_key, task_key
@@ -182,11 +183,17 @@ def _record_without_publishing(ledger: Ledger) -> str:
 
 def _reconciler_user(server: RedisServer) -> dict[str, str]:
     """Create the `reconciler` user of deploy/redis/roles.acl; its settings fields."""
-    rules = next(
+    written = next(
         line.split()[1:]
         for line in (ROOT / "deploy" / "redis" / "roles.acl").read_text().splitlines()
         if line.startswith("reconciler ")
     )
+    # As start-redis.sh writes them: a rule holding {queue} once per declared queue.
+    rules = [
+        rule.replace("{queue}", queue) if "{queue}" in rule else rule
+        for rule in written
+        for queue in (known_queues() if "{queue}" in rule else [""])
+    ]
     password = secrets.token_urlsafe(24)
     admin = redis.Redis(host=server.host, port=server.port, password=server.password)
     command = ("ACL", "SETUSER", "reconciler", "reset", "on", f">{password}", *rules)

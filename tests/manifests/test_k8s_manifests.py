@@ -203,3 +203,51 @@ def test_the_production_overlay_scales_with_keda_and_sends_real_mail() -> None:
     email = by_kind(manifests, "Deployment")["email-worker"]["spec"]["template"]["spec"]
     [container] = email["containers"]
     assert env_of(container, "SMTP_SECURITY") == "starttls"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_declared_queue_gets_its_own_objects(
+    overlay: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A queue declared by a task project (one entry in its pyproject.toml, no other file
+    edited) gets its Deployment, budget and autoscaler, and Redis its key patterns."""
+    project = tmp_path_factory.mktemp("reports-tasks")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "reports"\n\n[tool.conveyor.queues.reports]\n'
+        'kind = "io"\nconcurrency = 4\nmax_replicas = 7\ntime_limit = 120\n'
+    )
+    done = subprocess.run(
+        ["make", "--no-print-directory", "k8s-render", f"OVERLAY={overlay}",
+         f"CONVEYOR_TASKS={project}"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifests = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    deployment = by_kind(manifests, "Deployment")["reports-worker"]
+    kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    settings = ("WORKER_QUEUES", "WORKER_POOL", "WORKER_CONCURRENCY", "TASK_TIME_LIMIT")
+    assert [env_of(container, name) for name in settings] == ["reports", "threads", "4", "120"]
+    assert env_of(container, "REDIS_USERNAME") == "worker"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "reports-worker"
+    }
+    assert labels["app.kubernetes.io/name"] == "reports-worker"
+    budget = by_kind(manifests, "PodDisruptionBudget")["reports-worker"]
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    if overlay == "production":
+        scaler = by_kind(manifests, "ScaledObject")["reports-worker"]
+        assert scaler["spec"]["scaleTargetRef"] == {"name": "reports-worker"}
+        assert scaler["spec"]["maxReplicaCount"] == 7
+        assert scaler["spec"]["triggers"][0]["metadata"]["listName"] == "reports"
+        assert by_kind(manifests, "ScaledObject")["worker"]["spec"]["maxReplicaCount"] == 20
+    else:
+        autoscaler = by_kind(manifests, "HorizontalPodAutoscaler")["reports-worker"]
+        assert autoscaler["spec"]["scaleTargetRef"]["name"] == "reports-worker"
+        assert autoscaler["spec"]["maxReplicas"] == 7
+    # The default queue's workers keep their own settings.
+    [default] = by_kind(manifests, "Deployment")["worker"]["spec"]["template"]["spec"]["containers"]
+    assert env_of(default, "WORKER_QUEUES") == "default"
+    [redis] = by_kind(manifests, "StatefulSet")["redis"]["spec"]["template"]["spec"]["containers"]
+    assert env_of(redis, "CONVEYOR_QUEUES") == "default email reports"

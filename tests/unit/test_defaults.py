@@ -68,8 +68,10 @@ OVERRIDES = {
     ("deploy/k8s/base/redis.yaml", "*", "REDIS_TLS"),
     *(
         (f"deploy/k8s/base/{role}.yaml", "*", "REDIS_USERNAME")
-        for role in ("producer", "worker", "email-worker", "reconciler", "flower")
+        for role in ("producer", "email-worker", "reconciler", "flower")
     ),
+    # Every queue's workers (made from the default queue's) log in as `worker`.
+    ("deploy/k8s/queue-worker/worker.yaml", "*", "REDIS_USERNAME"),
     # Swarm mounts the CA certificate as a secret.
     ("deploy/swarm/stack.yml", "*", "REDIS_TLS_CA_FILE"),
     # The mailbox keeps its messages on a volume (default: memory only).
@@ -375,6 +377,8 @@ READ_BESIDE_SETTINGS = {
     "PRODUCER_PORT": "the CLI's: the host port of the API, a client-side setting",
     "CONVEYOR_API_URL": "the CLI's: where the API is, a client-side setting",
     "CONVEYOR_API_KEY": "the CLI's: the key it sends (the producer reads it as a setting)",
+    "CONVEYOR_QUEUES_FILE": "where the queue declarations are: read by a standard-library "
+    "module that the Makefile also runs on the host, without pydantic (the tests move it)",
 }
 
 
@@ -556,11 +560,12 @@ def test_services_read_variables_through_the_settings() -> None:
 #: (deployment, service or "*", setting) that compose or Swarm set to a value of their
 #: own, not from .env, on purpose.
 NOT_FROM_ENV = {
-    # The e-mail worker: threads, EMAIL_WORKER_CONCURRENCY of them.
+    # The e-mail worker: its queue's declaration (queues.toml), which EMAIL_WORKER_POOL,
+    # EMAIL_WORKER_CONCURRENCY and EMAIL_WORKER_PREFETCH_MULTIPLIER override.
     *(
         (d, "email-worker", n)
         for d in ("compose", "swarm")
-        for n in ("WORKER_POOL", "WORKER_CONCURRENCY")
+        for n in ("WORKER_POOL", "WORKER_CONCURRENCY", "WORKER_PREFETCH_MULTIPLIER")
     ),
     # TLS on with the overlay and in Swarm; each role's own password there.
     ("compose", "*", "REDIS_TLS"),
@@ -590,3 +595,11 @@ def test_documented_settings_come_from_env(deployment: str) -> None:
     assert not fixed, f"{deployment} sets documented settings that .env cannot change:\n" + (
         "\n".join(fixed)
     )
+
+
+def test_swarm_required_variable_messages_have_no_dash() -> None:
+    """`docker stack deploy` reads a dash in `${VAR:?message}` as `:-`: the rest of the
+    message would become the value (seen: CONVEYOR_QUEUES="up (it renders ...)")."""
+    text = (ROOT / "deploy" / "swarm" / "stack.yml").read_text()
+    dashed = re.findall(r"\$\{\w+:\?[^}]*-[^}]*\}", text)
+    assert not dashed, dashed

@@ -35,6 +35,7 @@ def signing_secret() -> str:
 
 
 @task(
+    queue="webhooks",
     autoretry_for=(ReceiverUnavailableError, httpx.TransportError),
     retry_backoff=1,  # 1 s, 2 s, 4 s, 8 s, ... capped below
     retry_backoff_max=30,

@@ -17,11 +17,9 @@ from typing import Annotated, Any, TypeAlias
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, WithJsonSchema
 
 from conveyor_core.errors import InvalidArgumentsError
+from conveyor_core.queue_declarations import DEFAULT_QUEUE, EMAIL_QUEUE, declared_queues
 
-#: Queue for general work; Celery's own default name ("celery") says nothing.
-DEFAULT_QUEUE = "default"
-#: Queue of the e-mail worker (a thread pool: sending is waiting on the network).
-EMAIL_QUEUE = "email"
+__all__ = ["DEFAULT_QUEUE", "EMAIL_QUEUE"]
 #: Prefix of the Celery task names, so they cannot clash with other apps' tasks.
 TASK_NAME_PREFIX = "conveyor."
 #: Bounds for numbers: JSON clients lose precision beyond 2**53.
@@ -174,11 +172,9 @@ def _as_invalid_arguments(
     return InvalidArgumentsError(f"{field}: {message}", field=field or None)
 
 
-#: The queues a worker service consumes (compose, Swarm and Kubernetes run one worker
-#: service per queue); a task may be routed only to one of these.
-DECLARED_QUEUES = (DEFAULT_QUEUE, EMAIL_QUEUE)
-
-
 def known_queues() -> list[str]:
-    """Every declared queue."""
-    return sorted(DECLARED_QUEUES)
+    """Every declared queue: a task may be routed only to one of these.
+
+    The queues of queues.toml and the task project's, each with its worker service.
+    """
+    return [queue.name for queue in declared_queues()]

@@ -20,6 +20,7 @@ import redis
 from celery import Celery
 from pydantic import ValidationError
 
+from conveyor_core.queue_declarations import declared_queues, queue_problems
 from conveyor_core.settings import (
     FlowerSettings,
     ProducerSettings,
@@ -103,6 +104,19 @@ def task_problems(role: str, settings: Settings) -> list[str]:
     return []
 
 
+def worker_queue_problems(role: str, settings: Settings) -> list[str]:
+    """A worker told to consume a queue nobody declared (queues.toml, the task project)."""
+    if role != "worker" or not isinstance(settings, WorkerSettings):
+        return []
+    declared = [queue.name for queue in declared_queues()]
+    return [
+        f"WORKER_QUEUES names {name!r}, which is not a declared queue ({', '.join(declared)}): "
+        "declare it in queues.toml or the task project's [tool.conveyor.queues]"
+        for name in (part.strip() for part in settings.worker_queues.split(","))
+        if name not in declared
+    ]
+
+
 def certificate_refused(exc: BaseException) -> bool:
     """Whether a Redis error comes from a failed TLS certificate check."""
     seen: BaseException | None = exc
@@ -172,7 +186,10 @@ def check(role: str, app: Celery | None = None, wait: float = REDIS_WAIT_SECONDS
     settings, problems = settings_problems(role)
     if settings is None:
         return problems
-    problems = task_problems(role, settings)
+    problems = queue_problems()
+    if problems:
+        return problems
+    problems = worker_queue_problems(role, settings) + task_problems(role, settings)
     if problems:
         return problems
     if app is None:

@@ -21,6 +21,8 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor_core.queue_declarations import EMAIL_QUEUE
+
 #: Values that mean "somebody forgot to set this secret".
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "change_me", "password", "secret", "admin", "redis", "xxx"}
@@ -29,8 +31,6 @@ MIN_SECRET_LENGTH = 16
 #: SMTP_HOST of the development mailbox (services/mailbox): it keeps every e-mail and
 #: delivers none, so a production e-mail worker refuses it.
 DEVELOPMENT_MAILBOX = "mailbox"
-#: The e-mail queue (catalog.EMAIL_QUEUE; not imported: the catalogue imports this module).
-EMAIL_QUEUE = "email"
 
 #: Settings `.env.example` leaves out, and why: the entrypoint or the deployment files
 #: (compose, Swarm, Kubernetes) set them for each service, and their defaults are right

@@ -20,13 +20,12 @@ from pydantic import BaseModel, create_model
 from typing_extensions import Unpack
 
 from conveyor_core.catalog import DEFAULT_QUEUE, TaskParams, TaskSpec
+from conveyor_core.queue_declarations import SOFT_SHARE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Public task names: lower-case words, optionally dotted ("billing.charge").
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
-#: A task's soft time limit, where it sets only `time_limit`: this share of it.
-SOFT_SHARE = 0.9
 #: The attribute a decorated function carries its definition in.
 DEFINITION_ATTRIBUTE = "__conveyor_task__"
 

@@ -186,11 +186,18 @@ class Catalog(BaseModel):
 
 
 class QueueInfo(BaseModel):
-    """One queue: waiting messages and the workers consuming it."""
+    """One queue: its declaration, waiting messages and the workers consuming it."""
 
     name: str
     length: int
     consumers: list[str]
+    summary: str = Field("", description="The declaration's summary line")
+    kind: Literal["cpu", "io"] = Field(description="CPU work or waiting work (network)")
+    service: str = Field(description="The worker service that consumes it (compose, k8s)")
+    pool: str = Field(description="Its workers' pool, as declared (.env may override)")
+    concurrency: int = Field(description="Processes or threads per worker, as declared")
+    prefetch: int = Field(description="Messages reserved per process or thread")
+    time_limit: int | None = Field(description="Seconds a task may run; null: TASK_TIME_LIMIT")
 
 
 class QueueList(BaseModel):

@@ -10,6 +10,7 @@ from conveyor_core.catalog import known_queues
 from conveyor_core.celery_internals import priority_lists
 from conveyor_core.ledger_keys import PENDING
 from conveyor_core.messages import message_ids
+from conveyor_core.queue_declarations import declared_queues
 from conveyor_producer.context import Context
 from conveyor_producer.errors import ApiError
 from conveyor_producer.schemas import Catalog, CatalogEntry, Purged, QueueInfo, QueueList
@@ -40,8 +41,9 @@ def build(ctx: Context) -> APIRouter:
 
     @router.get("/queues", response_model=QueueList)
     def queues() -> QueueList:
-        """Each queue's waiting messages (all priorities) and the workers consuming it."""
-        names = known_queues()
+        """Each declared queue, its waiting messages (all priorities) and its consumers."""
+        declarations = declared_queues()
+        names = [queue.name for queue in declarations]
         pipe = ctx.broker.pipeline(transaction=False)
         for name in names:
             for key in priority_lists(name):
@@ -55,8 +57,19 @@ def build(ctx: Context) -> APIRouter:
                 consumers.setdefault(queue["name"], []).append(worker)
         return QueueList(
             queues=[
-                QueueInfo(name=name, length=lengths.get(name, 0), consumers=consumers.get(name, []))
-                for name in names
+                QueueInfo(
+                    name=queue.name,
+                    length=lengths.get(queue.name, 0),
+                    consumers=consumers.get(queue.name, []),
+                    summary=queue.summary,
+                    kind=queue.kind,
+                    service=queue.service,
+                    pool=queue.pool,
+                    concurrency=queue.concurrency,
+                    prefetch=queue.prefetch,
+                    time_limit=queue.time_limit,
+                )
+                for queue in declarations
             ]
         )
 
