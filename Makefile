@@ -423,7 +423,7 @@ RENDER = env -u COMPOSE_FILE $(RENDER_ENV) COMPOSE_PROFILES=mailbox $(COMPOSE)
 lint: venv ## ruff, mypy, shellcheck, hadolint, yamllint and compose config
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services tests bench examples/webhooks clients/python
+	$(VENV)/bin/mypy services tests bench examples/webhooks clients/python clients/cli
 	shellcheck $(SHELL_SCRIPTS)
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 	$(VENV)/bin/yamllint -s docker-compose.yml bench/compose.bench.yml deploy/compose deploy/swarm

@@ -7,6 +7,7 @@ Runs before test_stack.py (file order), on the same stack.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import uuid
@@ -97,6 +98,19 @@ def test_cli_commands(stack: Stack) -> None:
     assert "progress" in {t["name"] for t in catalog["tasks"]}
     _, recent, _ = cli("recent", "--limit", "5")
     assert len(recent["tasks"]) == 5
+
+
+def test_cli_wait_shows_the_tasks_own_progress(stack: Stack) -> None:
+    """`--wait` alone waits (60 s) with a progress bar fed by the task's progress reports.
+
+    The bar is drawn only on a terminal: TTY_COMPATIBLE makes rich take stderr for one.
+    """
+    command = ["docker", "compose", "exec", "-T", "-e", "TTY_COMPATIBLE=1", "producer"]
+    done = run(*command, "conveyor", "submit", "progress", "6", "0.5", "--wait", timeout=120)
+    bar, out = (re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text) for text in (done.stderr, done.stdout))
+    assert re.search(r"step [1-6] of 6", bar), bar  # the task's own message
+    assert re.search(r"\b[1-6]/6\b", bar), bar  # its current of total
+    assert re.search(r"^result\s+.*\bsteps\b.*\b6\b", out, re.M), out
 
 
 def test_batch_of_ten_thousand_in_one_request(stack: Stack) -> None:

@@ -367,7 +367,7 @@ ENV_USERS = [
     ROOT / "Makefile",
     *sorted((ROOT / "deploy" / "scripts").glob("*.sh")),
 ]
-#: Variables read in services/ with os.environ or os.getenv rather than through the
+#: Variables read in services/ and clients/ with os.environ or os.getenv rather than through the
 #: settings, and why each is not a setting.
 READ_BESIDE_SETTINGS = {
     "WORKER_HEARTBEAT_FILE": "the worker's healthcheck runs every 5 s and must not import "
@@ -548,7 +548,9 @@ def test_services_read_variables_through_the_settings() -> None:
     """Configuration is read through the settings classes, not os.environ beside them."""
     read = {
         (match.group(1), str(path.relative_to(ROOT)))
-        for path in (ROOT / "services").rglob("*.py")
+        # The client packages too: they read their own few (no server settings there).
+        for folder in ("services", "clients")
+        for path in (ROOT / folder).rglob("*.py")
         for match in ENVIRON_READ.finditer(path.read_text())
     }
     beside = sorted(f"{name} ({where})" for name, where in read if name not in READ_BESIDE_SETTINGS)

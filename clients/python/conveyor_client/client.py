@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +151,32 @@ class Client:
         body = {"ids": list(ids)} if ids is not None else None
         return dict(self.call(Call("POST", "/api/v1/dead-letters/replay", body)))
 
+    def dead_letter(self, entry_id: str) -> dict[str, Any]:
+        """One dead letter, whole: its message, error and attempts."""
+        return dict(self.call(Call("GET", f"/api/v1/dead-letters/{entry_id}")))
+
+    def purge_dead_letters(self) -> dict[str, Any]:
+        """Delete every dead letter."""
+        return dict(self.call(Call("DELETE", "/api/v1/dead-letters")))
+
+    def workflow_status(self, workflow_id: str) -> dict[str, Any]:
+        """A workflow's state, result and steps."""
+        return dict(self.call(Call("GET", f"/api/v1/workflows/{workflow_id}")))
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Every declared queue: its settings, waiting messages and consumers."""
+        return list(self.call(Call("GET", "/api/v1/queues"))["queues"])
+
+    def purge(self, queue: str) -> int:
+        """Delete the tasks waiting in a queue (each ends REVOKED); how many there were."""
+        return int(self.call(Call("DELETE", f"/api/v1/queues/{queue}"))["purged"])
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest submissions, newest first."""
+        return list(
+            self.call(Call("GET", "/api/v1/tasks/recent", params={"limit": limit}))["tasks"]
+        )
+
 
 @dataclass(frozen=True)
 class TaskHandle:
@@ -163,18 +189,33 @@ class TaskHandle:
         """The task's status: state, result or error, progress, times, retries, worker."""
         return dict(self.client.call(Call("GET", f"/api/v1/tasks/{self.id}")))
 
-    def wait(self, timeout: float = 60) -> Any:
-        """The task's result once it ended (long polls); `TaskFailedError`, or `TimeoutError`."""
+    def wait(
+        self, timeout: float = 60, *, on_status: Callable[[dict[str, Any]], None] | None = None
+    ) -> Any:
+        """The task's result once it ended (long polls); `TaskFailedError`, or `TimeoutError`.
+
+        `on_status` sees each status polled (its `progress` too): with it, a poll
+        returns every second rather than when the task ends.
+        """
+        status = self.wait_status(timeout, on_status=on_status)
+        if status["state"] not in FINAL_STATES:
+            raise TimeoutError(f"task {self.id} did not end within {timeout} s")
+        return outcome(status)
+
+    def wait_status(
+        self, timeout: float = 60, *, on_status: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """The task's status once it ended, or the last one seen when `timeout` passed."""
         deadline = time.monotonic() + timeout
+        longest = 1 if on_status else POLL_SECONDS
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"task {self.id} did not end within {timeout} s")
-            wait = max(1, min(POLL_SECONDS, int(left)))
+            wait = max(1, min(longest, int(deadline - time.monotonic())))
             call = Call("GET", f"/api/v1/tasks/{self.id}/result", params={"wait": wait})
-            status = self.client.call(call, timeout=wait + 15)
-            if status["state"] in FINAL_STATES:
-                return outcome(status)
+            status = dict(self.client.call(call, timeout=wait + 15))
+            if on_status is not None:
+                on_status(status)
+            if status["state"] in FINAL_STATES or time.monotonic() >= deadline:
+                return status
 
     def revoke(self, *, terminate: bool = False) -> dict[str, Any]:
         """Revoke: a waiting task never runs; `terminate` also stops a running one."""
