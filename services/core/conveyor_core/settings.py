@@ -297,7 +297,20 @@ class Settings(BaseSettings):
         return self.redis_url(self.redis_result_db)
 
 
-class ProducerSettings(Settings):
+class SubmitterSettings(Settings):
+    """What submitting tasks needs: the producer's, and an in-process submitter's.
+
+    Another Python service with Redis access submits through the producer's own path
+    (`conveyor_producer.direct.DirectSubmitter`) with these, and no API key.
+    """
+
+    #: Most tasks in one batch request.
+    max_batch_tasks: int = Field(10_000, ge=1, le=100_000)
+    #: Submissions kept in the "recent" list.
+    recent_max: int = Field(1_000, ge=1, le=100_000)
+
+
+class ProducerSettings(SubmitterSettings):
     """Settings of the producer (HTTP API)."""
 
     conveyor_api_key: SecretStr
@@ -305,16 +318,12 @@ class ProducerSettings(Settings):
     producer_workers: int = Field(2, ge=1, le=64)
     #: Longest chain, group or chord the API accepts, in steps.
     max_workflow_steps: int = Field(1_000, ge=1, le=10_000)
-    #: Most tasks in one batch request.
-    max_batch_tasks: int = Field(10_000, ge=1, le=100_000)
     #: Largest request body in bytes.
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     #: Deepest JSON nesting accepted in a request body.
     max_json_depth: int = Field(32, ge=4, le=500)
     #: Seconds an idempotency key keeps pointing at its first submission.
     idempotency_ttl: int = Field(86_400, ge=1)
-    #: Submissions kept in the "recent" list.
-    recent_max: int = Field(1_000, ge=1, le=100_000)
     #: Longest long-poll of GET /api/v1/tasks/{id}/result (seconds).
     result_wait_max: float = Field(60, gt=0, le=300)
     #: Port inside the container where /metrics is served; not published by compose.

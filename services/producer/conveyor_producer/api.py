@@ -11,19 +11,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from conveyor_core.celery_app import create_app
 from conveyor_core.settings import ProducerSettings
-from conveyor_core.task_packages import load_catalog
 from conveyor_producer.auth import API_PREFIX, ApiKeyGuard, key_matches
 from conveyor_producer.body_guard import BodyGuard
-from conveyor_producer.context import Context
+from conveyor_producer.context import Context, submission_parts
 from conveyor_producer.errors import ApiError, error_body, install_error_handlers
-from conveyor_producer.ledger import Ledger
 from conveyor_producer.metrics import LatencyMiddleware, render
-from conveyor_producer.results import backend_url
 from conveyor_producer.routes import dead_letters, emails, system, tasks, workflows
 from conveyor_producer.schemas import Health
 
@@ -66,25 +60,7 @@ def _api_key_check(settings: ProducerSettings) -> Callable[..., None]:
 
 
 def _context(settings: ProducerSettings) -> Context:
-    celery = create_app(settings)
-    celery.conf.update(result_backend=backend_url(settings.result_backend_url))
-    # One immediate retry on a fresh connection (after a Redis restart the pooled ones are
-    # dead), then fail: a client gets its 503 within about two socket timeouts.
-    options: dict[str, Any] = {
-        "socket_connect_timeout": settings.redis_socket_timeout / 2,
-        "socket_timeout": settings.redis_socket_timeout,
-        "health_check_interval": 25,
-        "retry": Retry(NoBackoff(), 1),
-    }
-    broker = redis.Redis.from_url(settings.broker_url, **options)
-    results = redis.Redis.from_url(settings.result_backend_url, **options)
-    ledger = Ledger(
-        results,
-        ttl=settings.result_expires,
-        recent_max=settings.recent_max,
-        revoke_ttl=settings.revoke_ttl,
-    )
-    catalog = load_catalog(settings)
+    celery, broker, ledger, catalog = submission_parts(settings)
     return Context(settings=settings, celery=celery, broker=broker, ledger=ledger, catalog=catalog)
 
 

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Celery
 from celery.canvas import Signature
@@ -16,13 +16,28 @@ from pydantic import BaseModel
 
 from conveyor_core.catalog import TaskSpec, known_queues
 from conveyor_core.errors import InvalidArgumentsError
-from conveyor_producer.context import Context
 from conveyor_producer.errors import BROKER_ERRORS, ApiError
-from conveyor_producer.ledger import Issued
+from conveyor_producer.ledger import Issued, Ledger
 from conveyor_producer.metrics import count_submissions
 from conveyor_producer.schemas import BatchSubmitted, Submitted, TaskCall, TaskRequest
 
 logger = logging.getLogger(__name__)
+
+
+class SubmissionPath(Protocol):
+    """What submitting needs: the API's `Context`, or an in-process `DirectSubmitter`."""
+
+    @property
+    def celery(self) -> Celery:
+        """The Celery app that publishes."""
+
+    @property
+    def ledger(self) -> Ledger:
+        """The bookkeeping: pending set, idempotency keys, the reconciler's replay calls."""
+
+    @property
+    def catalog(self) -> Mapping[str, TaskSpec]:
+        """The tasks that may be submitted."""
 
 
 def spec_for(catalog: Mapping[str, TaskSpec], name: str, field: str) -> TaskSpec:
@@ -34,7 +49,7 @@ def spec_for(catalog: Mapping[str, TaskSpec], name: str, field: str) -> TaskSpec
 
 
 def signature(
-    ctx: Context, call: TaskCall, *, field: str = "", piped: bool = False, **options: Any
+    ctx: SubmissionPath, call: TaskCall, *, field: str = "", piped: bool = False, **options: Any
 ) -> tuple[Signature[Any], Issued]:
     """Validate one call; return its signature (with a fresh task id) and its ledger entry.
 
@@ -191,7 +206,7 @@ def idempotency_of(
 
 
 def claim(
-    ctx: Context, idempotency: tuple[str, str] | None, ids: Sequence[str]
+    ctx: SubmissionPath, idempotency: tuple[str, str] | None, ids: Sequence[str]
 ) -> list[str] | None:
     """Bind the client's key to `ids`; the ids bound first when the key was seen.
 
@@ -222,7 +237,9 @@ def claim(
     return None
 
 
-def record(ctx: Context, issued: Sequence[Issued], idempotency: tuple[str, str] | None) -> None:
+def record(
+    ctx: SubmissionPath, issued: Sequence[Issued], idempotency: tuple[str, str] | None
+) -> None:
     """Record tasks as issued; on failure free the key, so the client's retry can use it."""
     try:
         ctx.ledger.issue(issued)
@@ -235,10 +252,10 @@ def record(ctx: Context, issued: Sequence[Issued], idempotency: tuple[str, str] 
 
 
 def submit_one(
-    ctx: Context,
+    ctx: SubmissionPath,
     sig: Signature[Any],
     issued: Issued,
-    response: Response,
+    response: Response | None = None,
     idempotency: tuple[str, str] | None = None,
 ) -> str:
     """Record and publish one task; return its id (the earlier one for a repeated key).
@@ -247,7 +264,8 @@ def submit_one(
     """
     earlier = claim(ctx, idempotency, [issued.id])
     if earlier is not None:
-        response.status_code = 200
+        if response is not None:
+            response.status_code = 200
         return earlier[0]
     record(ctx, [issued], idempotency)
     # Recorded means accepted: if the publish fails now, the reconciler publishes it.
@@ -257,7 +275,7 @@ def submit_one(
 
 
 def submit_many(
-    ctx: Context,
+    ctx: SubmissionPath,
     built: Sequence[tuple[Signature[Any], Issued]],
     response: Response | None = None,
     idempotency: tuple[str, str] | None = None,
