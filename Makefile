@@ -269,11 +269,14 @@ redis-tls-key: docker-check
 ##@ Beyond one machine (docs/deploy.md)
 .PHONY: swarm-up
 swarm-up: docker-check env images ## Deploy on Docker Swarm (a single-node swarm if none), WORKERS replicas: TLS, per-role users, same ports
-	WORKERS=$(WORKERS) CONVEYOR_QUEUES="$(QUEUE_NAMES)" bash deploy/scripts/swarm.sh up
+	@PYTHONPATH=services/core $(VENV)/bin/python -m conveyor_core.queue_declarations swarm \
+		--queues $(BUILD_DIR)/queues.json --out $(BUILD_DIR)/swarm/stack.yml >/dev/null
+	WORKERS=$(WORKERS) SWARM_STACK_FILE=$(BUILD_DIR)/swarm/stack.yml bash deploy/scripts/swarm.sh up
 
 .PHONY: swarm-scale
-swarm-scale: docker-check ## Run WORKERS worker replicas on the swarm: make swarm-scale WORKERS=3
-	bash deploy/scripts/swarm.sh scale $(WORKERS)
+swarm-scale: docker-check ## Run WORKERS workers of a queue on the swarm: make swarm-scale WORKERS=3 [QUEUE=email]
+	@[[ -n "$(SCALED)" ]] || { echo "QUEUE=$(QUEUE) is not a declared queue; declared: $(QUEUE_NAMES)" >&2; exit 2; }
+	bash deploy/scripts/swarm.sh scale $(WORKERS) $(SCALED)
 
 .PHONY: swarm-down
 swarm-down: docker-check ## Remove the swarm stack (volumes stay)

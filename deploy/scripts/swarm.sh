@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Conveyor on Docker Swarm (deploy/swarm/stack.yml):
 #   swarm.sh up            deploy or update the stack; wait until every service converged
-#   swarm.sh scale N       run N worker replicas
+#   swarm.sh scale N [S]   run N replicas of worker service S (default: worker)
 #   swarm.sh down          remove the stack (volumes stay, like `make down`)
 # Settings come from .env (the environment wins, as with compose). Secrets become Swarm
 # secrets named after a hash of their content; they never stay on disk outside .env.
@@ -13,7 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 export STACK_NAME=${STACK_NAME:-conveyor}
 stack=$STACK_NAME
-stack_file=deploy/swarm/stack.yml
+# deploy/swarm/stack.yml with a worker service per declared queue, rendered by make.
+stack_file=${SWARM_STACK_FILE:-.build/swarm/stack.yml}
 env_file=${ENV_FILE:-.env}
 timeout=${SWARM_TIMEOUT:-300}
 
@@ -110,26 +111,16 @@ require_smtp_server() {
 (and SMTP_PORT, SMTP_SECURITY, SMTP_USER, SMTP_PASSWORD) to your SMTP server in $env_file"
 }
 
-# The declared queues (queues.toml and the task project's; make passes their names):
-# Redis writes each role's key patterns for them. This stack file has worker services for
-# Conveyor's two queues; a queue of its own is refused here rather than left unserved.
-check_queues() {
-  [[ -n ${CONVEYOR_QUEUES:-} ]] || die "CONVEYOR_QUEUES is not set: run make swarm-up"
-  [[ $CONVEYOR_QUEUES == "default email" ]] ||
-    die "queues declared: $CONVEYOR_QUEUES; this stack file runs workers for default and \
-email only (docs/deploy.md): on Swarm, a queue of its own needs its worker service first"
-}
-
 up() {
   load_env
   require_smtp_server
-  check_queues
   ensure_swarm
   ensure_redis_node
   stage_secrets
   # Images built here are used as they are; from a registry, resolve their digest.
   local resolve=never
   [[ -n ${CONVEYOR_IMAGE:-} ]] && resolve=always
+  [[ -r $stack_file ]] || die "$stack_file is missing: make swarm-up renders it"
   docker stack deploy --prune --resolve-image "$resolve" -c "$stack_file" "$stack"
   wait_converged
   prune_secrets
@@ -137,14 +128,14 @@ up() {
 }
 
 scale() {
-  local replicas=${1:?usage: swarm.sh scale N}
+  local replicas=${1:?usage: swarm.sh scale N [SERVICE]} service=${2:-worker}
   [[ $replicas =~ ^[0-9]+$ ]] || die "N must be a number of replicas, not $replicas"
   # Detached, then our own wait: the CLI's wait adds the update monitor period (30 s) to
   # every scale, even down; wait_converged ends once every replica is healthy (up) or
   # every surplus worker has finished its warm shutdown (down).
-  docker service scale --detach "${stack}_worker=$replicas" >/dev/null
+  docker service scale --detach "${stack}_$service=$replicas" >/dev/null
   wait_converged
-  log "${stack}_worker runs $replicas replica(s)"
+  log "${stack}_$service runs $replicas replica(s)"
 }
 
 # Scale every worker service of the stack to 0 and wait until their tasks are gone. Run
@@ -175,7 +166,7 @@ down() {
 
 case ${1:-} in
   up) up ;;
-  scale) scale "${2:-}" ;;
+  scale) scale "${2:-}" "${3:-}" ;;
   down) down ;;
-  *) die "usage: swarm.sh up | scale N | down" ;;
+  *) die "usage: swarm.sh up | scale N [SERVICE] | down" ;;
 esac

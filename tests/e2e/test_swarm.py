@@ -33,9 +33,18 @@ STACK = "conveyor-e2e-swarm"
 PORTS = {"PRODUCER_PORT": "18200", "FLOWER_PORT": "18255"}
 # Swarm never runs the development mailbox and refuses to deploy without an SMTP server:
 # one that is never reached (these tests send no e-mail).
-ENV = {**os.environ, "STACK_NAME": STACK, **PORTS, "SMTP_HOST": "smtp.example.invalid"}
-#: Every service of the compose stack but the mailbox.
-SWARM_SERVICES = SERVICES - {"mailbox"}
+ENV = {
+    **os.environ,
+    "STACK_NAME": STACK,
+    **PORTS,
+    "SMTP_HOST": "smtp.example.invalid",
+    # A task project that declares a queue of its own (webhooks): the rendered stack
+    # gets its worker service. The image is the one test_task_project uses.
+    "CONVEYOR_TASKS": "examples/webhooks",
+    "CONVEYOR_IMAGE_TAG": f"{os.environ.get('CONVEYOR_IMAGE_TAG', 'dev')}-tasks",
+}
+#: Every service of the compose stack but the mailbox, and the declared queue's.
+SWARM_SERVICES = SERVICES - {"mailbox"} | {"webhooks-worker"}
 
 
 def run(*command: str, check: bool = True, timeout: float = 540) -> str:
@@ -125,6 +134,19 @@ def test_the_stack_converges_and_runs_tasks(api: httpx.Client) -> None:
     workflow = accepted(api.post("/api/v1/workflows/chain", json=chain))["workflow_id"]
     done = wait_for(lambda: ended_workflow(api, workflow), 120, "the chain")
     assert done["result"] == 32
+
+
+def test_a_declared_queue_has_its_own_swarm_service(api: httpx.Client) -> None:
+    """The webhooks queue, declared in the task project only, is consumed by its service."""
+    assert replicas()["webhooks-worker"].split()[0] == "1/1"
+
+    def consumers() -> list[str] | None:
+        rows = api.get("/api/v1/queues").json()["queues"]
+        found = next(row["consumers"] for row in rows if row["name"] == "webhooks")
+        return found or None
+
+    found = wait_for(consumers, 60, "a consumer of the webhooks queue")
+    assert all(name.startswith("webhooks@") for name in found), found
 
 
 def test_scale_workers_to_three_and_back(api: httpx.Client) -> None:

@@ -50,8 +50,7 @@ def swarm_up(tmp_path: Path, smtp_host: str | None) -> subprocess.CompletedProce
         if not (tools / tool).exists():
             (tools / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
     env = {k: v for k, v in os.environ.items() if k != "SMTP_HOST"}
-    # As `make swarm-up` passes them: the repository's queues.toml.
-    env.update(ENV_FILE=str(env_file), PATH=str(tools), CONVEYOR_QUEUES="default email")
+    env.update(ENV_FILE=str(env_file), PATH=str(tools))
     return subprocess.run(
         ["/bin/bash", str(SWARM_SH), "up"],
         env=env,

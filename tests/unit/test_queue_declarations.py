@@ -18,6 +18,7 @@ from conveyor_core.queue_declarations import (
     merge,
     read_toml,
     render,
+    render_swarm,
     worker_environment,
 )
 from tests.helpers import ROOT
@@ -153,3 +154,20 @@ def test_the_makefile_refuses_a_broken_declaration_naming_it(tmp_path: Path) -> 
 
 def test_a_project_without_queues_adds_none(tmp_path: Path) -> None:
     assert read_toml(project(tmp_path, "") / "pyproject.toml", in_project=True) == []
+
+
+def test_swarm_gets_a_worker_service_per_declared_queue(tmp_path: Path) -> None:
+    """Swarm has no `extends`: a new queue's service is a copy of `worker`, its own."""
+    folder = project(tmp_path, '[tool.conveyor.queues.reports]\nkind = "io"\nconcurrency = 4\n')
+    queues, _ = render(QUEUES, folder, tmp_path / "out")
+    stack = render_swarm(queues, ROOT / "deploy" / "swarm" / "stack.yml", tmp_path / "stack.yml")
+    services = yaml.safe_load(stack.read_text())["services"]
+    reports, worker = services["reports-worker"], services["worker"]
+    assert reports["environment"]["WORKER_QUEUES"] == "reports"
+    assert reports["environment"]["WORKER_POOL"] == "${REPORTS_WORKER_POOL:-threads}"
+    assert reports["environment"]["REDIS_USERNAME"] == "worker"
+    assert reports["deploy"]["replicas"] == "${REPORTS_WORKERS:-1}"
+    assert (reports["secrets"], reports["networks"]) == (worker["secrets"], worker["networks"])
+    assert worker["environment"]["WORKER_QUEUES"] == "default"
+    assert services["email-worker"]["environment"]["WORKER_QUEUES"] == "email"
+    assert services["redis"]["environment"]["CONVEYOR_QUEUES"] == "default email reports"

@@ -16,6 +16,7 @@ read the merged declarations it writes (``.build/queues.json``, baked into the i
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -472,6 +473,36 @@ def render_k8s(queues: Iterable[QueueDeclaration], out: Path) -> None:
         )
 
 
+# ---- Docker Swarm: the stack file with a worker service per queue ------------------------
+
+
+def render_swarm(queues: Iterable[QueueDeclaration], stack: Path, out: Path) -> Path:
+    """deploy/swarm/stack.yml with every declared queue's worker service, at `out`.
+
+    Swarm's stack files have no `extends`: a queue besides Conveyor's two gets a copy of
+    the `worker` service (its Redis user, secrets, network, limits) with its own
+    settings and replicas (PREFIX_WORKERS, as WORKERS and EMAIL_WORKERS); Conveyor's two
+    get their declared settings; Redis gets the list of queues. PyYAML reads and writes
+    it, so this runs in .venv (`make swarm-up`), not with the host's bare Python.
+    """
+    import yaml  # here: .venv only; the Makefile's parse-time render stays standard library
+
+    queues = tuple(queues)
+    document = yaml.safe_load(stack.read_text(encoding="utf-8"))
+    services = document["services"]
+    template = services["worker"]
+    for queue in queues:
+        if queue.name not in BASE_SERVICES:
+            service = copy.deepcopy(template)
+            service["deploy"]["replicas"] = f"${{{queue.env_prefix}WORKERS:-1}}"
+            services[queue.service] = service
+        services[queue.service]["environment"].update(worker_environment(queue))
+    services["redis"]["environment"]["CONVEYOR_QUEUES"] = " ".join(q.name for q in queues)
+    header = f"# Rendered from {stack} and the declared queues by make swarm-up: do not edit.\n"
+    _write_if_changed(out, header + yaml.safe_dump(document, sort_keys=False, width=100))
+    return out
+
+
 def _write_if_changed(path: Path, text: str) -> None:
     """Keep the file (and its time) when nothing changed: the image build caches on it."""
     if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -512,9 +543,10 @@ def render(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`render`: write .build's files, print what the Makefile reads.
+    """`render`: write .build's files, print what the Makefile reads; `swarm`: the stack.
 
-    NAME=SERVICE per queue, then the compose files to add to COMPOSE_FILE (compose:PATH).
+    `render` prints NAME=SERVICE per queue, then the compose files to add to COMPOSE_FILE
+    (compose:PATH); `swarm` the path of the stack file it wrote.
     """
     parser = argparse.ArgumentParser(prog="python -m conveyor_core.queue_declarations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -523,8 +555,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--tasks", default="", help="the task project (CONVEYOR_TASKS), if any")
     run.add_argument("--out", type=Path, default=Path(".build"))
     run.add_argument("--compose-files", default="docker-compose.yml", help="COMPOSE_FILE")
+    swarm = sub.add_parser("swarm", help="the Swarm stack file with a service per queue")
+    swarm.add_argument("--queues", type=Path, default=Path(".build/queues.json"))
+    swarm.add_argument("--stack", type=Path, default=Path("deploy/swarm/stack.yml"))
+    swarm.add_argument("--out", type=Path, default=Path(".build/swarm/stack.yml"))
     args = parser.parse_args(argv)
     try:
+        if args.command == "swarm":
+            print(render_swarm(read_json(args.queues), args.stack, args.out))
+            return 0
         tasks = Path(args.tasks) if args.tasks else None
         queues, layers = render(args.source, tasks, args.out, args.compose_files)
     except QueueDeclarationError as exc:
