@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -25,15 +26,13 @@ from dotenv import dotenv_values
 from conveyor_cli.output import Output, cell
 from conveyor_cli.words import Step, read_batch, task_call, value
 from conveyor_client import Client, ConveyorError
-from conveyor_client.client import FINAL_STATES, Call
+from conveyor_client.client import FINAL_STATES, SUBMIT_OPTIONS, Call
 
 EXIT_TASK_FAILED, EXIT_USAGE, EXIT_API_ERROR, EXIT_UNREACHABLE = 1, 2, 3, 4
 #: Seconds `--wait` waits when given without a number.
 DEFAULT_WAIT = 60.0
 #: Tasks per request of `batch` (the API takes up to MAX_BATCH_TASKS).
 BATCH_CHUNK = 5_000
-#: The API's submission options, as the `submit` command takes them.
-SUBMIT_OPTIONS = ("countdown", "eta", "expires", "priority", "queue", "idempotency_key")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,9 +46,9 @@ class Session:
         self.as_json = False
         self._client: Client | None = None
 
-    @property
+    @cached_property
     def out(self) -> Output:
-        """Where results go."""
+        """Where results go (made once the options are read, in the command)."""
         return Output(self.as_json)
 
     def client(self) -> Client:

@@ -21,6 +21,8 @@ from conveyor_client.errors import TaskFailedError, error_from
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 #: Longest long-poll the client asks the API for (the API caps it at RESULT_WAIT_MAX).
 POLL_SECONDS = 30
+#: How a submission is enqueued, beside the task's own arguments (POST /api/v1/tasks).
+SUBMIT_OPTIONS = frozenset({"countdown", "eta", "expires", "priority", "queue", "idempotency_key"})
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ def submit_call(name: str, args: Sequence[Any], options: dict[str, Any]) -> Call
     Options are the API's (countdown, eta, expires, priority, queue, idempotency_key);
     everything else is a keyword argument of the task.
     """
-    known = {"countdown", "eta", "expires", "priority", "queue", "idempotency_key"}
-    kwargs = {k: v for k, v in options.items() if k not in known}
-    body = {**task_call(name, args, kwargs), **{k: v for k, v in options.items() if k in known}}
+    kwargs = {k: v for k, v in options.items() if k not in SUBMIT_OPTIONS}
+    chosen = {k: v for k, v in options.items() if k in SUBMIT_OPTIONS}
+    body = {**task_call(name, args, kwargs), **chosen}
     return Call("POST", "/api/v1/tasks", body)
 
 

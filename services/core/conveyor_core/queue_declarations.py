@@ -325,25 +325,15 @@ def overlay_layer(queues: Iterable[QueueDeclaration], overlay: str) -> dict[str,
 K8S_TEMPLATES = Path("deploy") / "k8s"
 
 
-def _container_env_patch(name: str, settings: Mapping[str, str]) -> str:
-    """A strategic-merge patch setting a Deployment's container env (merged by name)."""
+def _env_patch(kind: str, name: str, settings: Mapping[str, str]) -> str:
+    """A strategic-merge patch setting the env of the container named as its workload."""
+    container = {"name": name, "env": [{"name": k, "value": v} for k, v in settings.items()]}
     return json.dumps(
         {
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": kind,
             "metadata": {"name": name},
-            "spec": {
-                "template": {
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": name,
-                                "env": [{"name": k, "value": v} for k, v in settings.items()],
-                            }
-                        ]
-                    }
-                }
-            },
+            "spec": {"template": {"spec": {"containers": [container]}}},
         }
     )
 
@@ -366,7 +356,7 @@ def _queue_objects(queue: QueueDeclaration, template: Path, folder: Path) -> str
     patches = [
         {
             "target": {"kind": "Deployment"},
-            "patch": _container_env_patch("worker", queue_settings(queue)),
+            "patch": _env_patch("Deployment", "worker", queue_settings(queue)),
         },
     ]
     if template.name == "queue-worker":
@@ -405,33 +395,11 @@ def render_k8s(queues: Iterable[QueueDeclaration], out: Path) -> None:
     """
     queues = tuple(queues)
     own = [queue for queue in queues if queue.name not in BASE_SERVICES]
+    names = {"CONVEYOR_QUEUES": " ".join(queue.name for queue in queues)}
     base_patches: list[dict[str, Any]] = [
         {
             "target": {"kind": "StatefulSet", "name": "^redis$"},
-            "patch": json.dumps(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "StatefulSet",
-                    "metadata": {"name": "redis"},
-                    "spec": {
-                        "template": {
-                            "spec": {
-                                "containers": [
-                                    {
-                                        "name": "redis",
-                                        "env": [
-                                            {
-                                                "name": "CONVEYOR_QUEUES",
-                                                "value": " ".join(q.name for q in queues),
-                                            }
-                                        ],
-                                    }
-                                ]
-                            }
-                        }
-                    },
-                }
-            ),
+            "patch": _env_patch("StatefulSet", "redis", names),
         }
     ]
     keda_patches: list[dict[str, Any]] = []
@@ -444,7 +412,7 @@ def render_k8s(queues: Iterable[QueueDeclaration], out: Path) -> None:
         base_patches.append(
             {
                 "target": {"kind": "Deployment", "labelSelector": selector},
-                "patch": _container_env_patch(queue.service, queue_settings(queue)),
+                "patch": _env_patch("Deployment", queue.service, queue_settings(queue)),
             }
         )
         target = {"kind": "HorizontalPodAutoscaler", "labelSelector": selector}
